@@ -1,0 +1,93 @@
+# Storefront API. `make help` lists every target; CI (.ci/run) calls these too.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+REPO_ROOT := $(CURDIR)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+UV_VERSION := 0.13.9
+# uv itself comes from PyPI (no release downloads here), into a private venv
+# unless one is already on PATH.
+TOOLS_DIR := $(REPO_ROOT)/.tools
+UV ?= $(shell command -v uv 2>/dev/null || echo $(TOOLS_DIR)/uv/bin/uv)
+VENV := $(REPO_ROOT)/.venv
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+
+export UV_PYTHON_DOWNLOADS := never
+
+##@ Run
+
+.PHONY: run
+run: deps migrate ## Serve on http://127.0.0.1:8000 (HOST/PORT to change; embedded SQLite + in-process cache unless DATABASE_URL/REDIS_URL are set)
+	$(RUN) uvicorn app.main:app --host $(HOST) --port $(PORT) --lifespan on --loop uvloop --http httptools --no-access-log
+
+.PHONY: migrate
+migrate: deps ## Apply pending Alembic migrations to DATABASE_URL (default: ./storefront.db)
+	$(RUN) alembic upgrade head
+
+##@ Test
+
+.PHONY: test
+test: deps system-deps lint typecheck ## Lint, type-check, then unit, integration (real PostgreSQL + Redis) and smoke tests
+	$(RUN) pytest tests/unit tests/integration tests/smoke $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: deps ## Unit tests only (no servers)
+	$(RUN) pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: deps ## ruff format check and ruff lint
+	$(RUN) ruff format --check app tests migrations
+	$(RUN) ruff check app tests migrations
+
+.PHONY: typecheck
+typecheck: deps ## mypy --strict on app, tests and migrations
+	$(RUN) mypy
+
+.PHONY: fmt
+fmt: deps ## Format and auto-fix
+	$(RUN) ruff format app tests migrations
+	$(RUN) ruff check --fix app tests migrations
+
+##@ Set-up
+
+.PHONY: deps
+deps: $(VENV)/.synced ## Install uv and the locked Python dependencies into .venv
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+$(TOOLS_DIR)/uv/bin/uv:
+	@python3 -m venv --help >/dev/null 2>&1 || $(MAKE) apt-install PACKAGES=python3-venv
+	python3 -m venv $(TOOLS_DIR)/uv
+	$(TOOLS_DIR)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.PHONY: system-deps
+system-deps: ## Install PostgreSQL and Redis server binaries when missing (Debian, as root); tests start their own servers
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then $(MAKE) apt-install PACKAGES="$$missing"; fi
+
+.PHONY: apt-install
+apt-install:
+	@if [ "$$(id -u)" -ne 0 ]; then echo "missing Debian packages: $(PACKAGES); install them as root" >&2; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(PACKAGES)
+
+.PHONY: clean
+clean: ## Remove caches and the local SQLite database (keeps .venv)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache storefront.db storefront.db-wal storefront.db-shm
+	find app tests migrations -name __pycache__ -type d -prune -exec rm -rf {} +
+
+##@ Help
+
+.PHONY: help
+help: ## List every target
+	@awk 'BEGIN {FS = ":.*## "} \
+	  /^##@/ {printf "\n%s\n", substr($$0, 5); next} \
+	  /^[a-zA-Z0-9_.-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

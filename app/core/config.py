@@ -1,0 +1,138 @@
+"""Settings from environment variables (12-factor).
+
+With nothing set, the service runs on an embedded SQLite file and an in-process
+cache so that `make run` works on a fresh machine. `ENVIRONMENT=production`
+refuses the development defaults that would be unsafe there.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+DEFAULT_SECRET_KEY = "insecure-development-secret-key-do-not-use-in-production"
+MIN_PRODUCTION_SECRET_BYTES = 32
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./storefront.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    app_name: str = "storefront"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    docs_enabled: bool = True
+
+    # --- database -----------------------------------------------------------
+    database_url: str = DEFAULT_DATABASE_URL
+    # Lets the password live in a Secret apart from the URL (and need no escaping).
+    database_password: SecretStr | None = None
+    db_pool_size: int = Field(default=5, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    # Short on purpose: a request waiting long for a connection is worse than a
+    # quick 503 the client can retry.
+    db_pool_timeout: float = Field(default=2.0, gt=0, le=60)
+    db_pool_recycle: int = Field(default=1800, ge=-1)
+    db_pool_pre_ping: bool = True
+    db_connect_timeout: float = Field(default=3.0, gt=0, le=60)
+    db_statement_timeout_ms: int = Field(default=10_000, ge=0)
+    db_application_name: str = "storefront-api"
+    # How long `alembic upgrade` waits for an unreachable database (0: fail at once).
+    db_wait_seconds: float = Field(default=0.0, ge=0, le=3600)
+
+    # --- redis ----------------------------------------------------------------
+    redis_url: str | None = None
+    redis_password: SecretStr | None = None
+    redis_timeout: float = Field(default=0.25, gt=0, le=10)
+    redis_max_connections: int = Field(default=50, ge=1, le=10_000)
+
+    # --- auth -----------------------------------------------------------------
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    # Still accepted for verification during a key rotation window.
+    secret_key_previous: SecretStr | None = None
+    jwt_issuer: str = "storefront"
+    jwt_audience: str = "storefront-api"
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    refresh_token_ttl_seconds: int = Field(default=14 * 86_400, ge=60)
+    # Argon2id cost (RFC 9106 / OWASP: m=64 MiB, t=3, p=4 is the argon2-cffi default).
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=65_536, ge=1024, le=1_048_576)
+    password_hash_parallelism: int = Field(default=4, ge=1, le=16)
+    # Each hash holds a thread and 64 MiB for ~0.1 s: bound them so a login flood
+    # cannot exhaust memory or the thread pool.
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+
+    # --- http -----------------------------------------------------------------
+    cors_origins: Annotated[list[str], NoDecode] = []
+    cors_allow_credentials: bool = False
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    readiness_timeout: float = Field(default=1.0, gt=0, le=10)
+    # After SIGTERM, keep serving (with /readyz answering 503) for this long so
+    # load balancers stop sending traffic before the server stops accepting it.
+    shutdown_drain_seconds: float = Field(default=0.0, ge=0, le=120)
+
+    # --- e-mail ---------------------------------------------------------------
+    email_backend: Literal["log", "http"] = "log"
+    email_api_url: str | None = None
+    email_api_token: SecretStr | None = None
+    email_from: str = "Storefront <no-reply@storefront.invalid>"
+    email_timeout: float = Field(default=5.0, gt=0, le=60)
+
+    # Test-only routes (/_diag/*) used by the fault-injection suites.
+    diagnostic_routes: bool = False
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.email_backend == "http" and not self.email_api_url:
+            raise ValueError("EMAIL_BACKEND=http needs EMAIL_API_URL")
+        if self.environment != "production":
+            return self
+        problems = []
+        for name in ("secret_key", "secret_key_previous"):
+            secret = getattr(self, name)
+            if secret is None:
+                continue
+            value = secret.get_secret_value()
+            if value == DEFAULT_SECRET_KEY or len(value.encode()) < MIN_PRODUCTION_SECRET_BYTES:
+                problems.append(
+                    f"{name.upper()} must be set to a random value of at least "
+                    f"{MIN_PRODUCTION_SECRET_BYTES} bytes in production"
+                )
+        if "*" in self.cors_origins and self.cors_allow_credentials:
+            problems.append("CORS_ORIGINS='*' with CORS_ALLOW_CREDENTIALS is refused in production")
+        if self.diagnostic_routes:
+            problems.append("DIAGNOSTIC_ROUTES must not be enabled in production")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> URL:
+        """DATABASE_URL with the async driver chosen and DATABASE_PASSWORD applied."""
+        url = make_url(self.database_url)
+        if url.drivername in ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"):
+            url = url.set(drivername="postgresql+asyncpg")
+        elif url.drivername == "sqlite":
+            url = url.set(drivername="sqlite+aiosqlite")
+        if self.database_password is not None:
+            url = url.set(password=self.database_password.get_secret_value())
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.get_backend_name() == "sqlite"

@@ -1,0 +1,137 @@
+"""Database engine, declarative base and the session-per-request dependency."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+from app.core.config import Settings
+from app.core.errors import AppError
+
+# Stable constraint names so Alembic can drop and alter them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    SQLite stores no offset and hands back naive values; the API promises ISO 8601
+    with an offset, so values are normalised to UTC on the way in and out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = settings.sqlalchemy_url
+    options: dict[str, Any] = {
+        "pool_pre_ping": settings.db_pool_pre_ping,
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+        "pool_recycle": settings.db_pool_recycle,
+    }
+    if url.get_backend_name() == "postgresql":
+        server_settings = {"application_name": settings.db_application_name}
+        command_timeout = None
+        if settings.db_statement_timeout_ms:
+            server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+            # Client-side backstop for a server that stops answering altogether.
+            command_timeout = settings.db_statement_timeout_ms / 1000 + 1
+        options["connect_args"] = {
+            "timeout": settings.db_connect_timeout,
+            "command_timeout": command_timeout,
+            "server_settings": server_settings,
+        }
+        engine = create_async_engine(url, **options)
+    else:
+        options["connect_args"] = {"timeout": settings.db_connect_timeout}
+        engine = create_async_engine(url, **options)
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """Make the embedded SQLite default safe for concurrent requests.
+
+    Every transaction starts with BEGIN IMMEDIATE: writers queue on busy_timeout
+    instead of failing with SQLITE_BUSY when a read transaction tries to upgrade
+    to a write. The embedded default trades concurrency for correctness;
+    production runs on PostgreSQL.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; commits when the endpoint succeeded.
+
+    Used with scope="function", so the commit runs after the endpoint returns
+    and BEFORE the response is sent: a client never sees a 2xx for a write
+    that failed to commit. Services only flush.
+    """
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.resources.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except AppError as exc:
+            # Some refusals must still be recorded (a refresh-token reuse revokes
+            # its family, durably) even though the request fails.
+            if exc.keep_changes:
+                await session.commit()
+            raise
+        await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

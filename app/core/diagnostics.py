@@ -1,0 +1,37 @@
+"""Fault-injection routes for the reliability suites (DIAGNOSTIC_ROUTES=true).
+
+Never mounted by default; the settings refuse them in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import text
+
+from app.core.resources import ResourcesDep
+
+router = APIRouter(prefix="/_diag", include_in_schema=False)
+
+
+@router.get("/sleep")
+async def sleep(
+    resources: ResourcesDep,
+    seconds: Annotated[float, Query(ge=0, le=120)] = 1.0,
+    hold_db: bool = False,
+) -> dict[str, float]:
+    """A slow request; with hold_db, it keeps a pool connection the whole time."""
+    if hold_db:
+        async with resources.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            await asyncio.sleep(seconds)
+    else:
+        await asyncio.sleep(seconds)
+    return {"slept": seconds}
+
+
+@router.get("/error")
+async def error() -> None:
+    raise RuntimeError("diagnostic failure with secret internals: SELECT * FROM users")

@@ -1,0 +1,94 @@
+"""Health probes: /health (legacy), /livez (process), /readyz (dependencies)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import QueuePool
+
+from app.core.errors import problem_response
+from app.core.resources import Resources, ResourcesDep
+from app.core.schemas import PROBLEM_RESPONSES
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["health"])
+
+CacheStatus = Literal["ok", "degraded", "disabled"]
+
+
+class StatusOut(BaseModel):
+    status: str
+
+
+class ReadinessChecks(BaseModel):
+    database: Literal["ok"]
+    cache: CacheStatus
+
+
+class ReadinessOut(BaseModel):
+    status: Literal["ready"]
+    checks: ReadinessChecks
+
+
+@router.get("/health", response_model=StatusOut)
+async def health() -> StatusOut:
+    """Kept from the tutorial: answers without checking anything."""
+    return StatusOut(status="healthy")
+
+
+@router.get("/livez", response_model=StatusOut)
+async def livez() -> StatusOut:
+    """The process can serve. Never touches the database or Redis: a backing
+    service outage must not make Kubernetes restart healthy pods."""
+    return StatusOut(status="alive")
+
+
+async def database_ready(resources: Resources) -> bool:
+    pool = resources.engine.pool
+    settings = resources.settings
+    if isinstance(pool, QueuePool) and pool.checkedout() >= settings.db_pool_size + settings.db_max_overflow:
+        # Every connection is busy, which proves the database answers. Failing
+        # readiness here would pull pods out exactly when load peaks.
+        return True
+    try:
+        async with asyncio.timeout(settings.readiness_timeout):
+            async with resources.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError) as exc:  # TimeoutError is an OSError
+        log.warning("readiness: database check failed", extra={"error": type(exc).__name__})
+        return False
+    return True
+
+
+async def cache_status(resources: Resources) -> CacheStatus:
+    if resources.redis is None:
+        return "disabled"
+    try:
+        async with asyncio.timeout(resources.settings.redis_timeout * 2):
+            await resources.redis.ping()
+    except (RedisError, OSError):
+        return "degraded"
+    return "ok"
+
+
+@router.get("/readyz", response_model=ReadinessOut, responses={503: PROBLEM_RESPONSES[503]})
+async def readyz(resources: ResourcesDep) -> Any:
+    """Ready to take traffic: the database answers within a short timeout and
+    the process is not shutting down. Redis being down only degrades caching."""
+    if resources.shutdown.shutting_down:
+        return problem_response(503, "The service is shutting down", headers={"Retry-After": "1"})
+    if not await database_ready(resources):
+        return problem_response(
+            503,
+            "The database is unreachable",
+            headers={"Retry-After": "1"},
+            extra={"checks": {"database": "unavailable"}},
+        )
+    return ReadinessOut(status="ready", checks=ReadinessChecks(database="ok", cache=await cache_status(resources)))

@@ -1,0 +1,82 @@
+"""What the app opens at startup and closes at shutdown (never at import)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, FastAPI, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.email import EmailSender, create_email_sender
+from app.core.lifecycle import LoopLagMonitor, ShutdownState, install_sigterm_drain
+from app.core.redis import create_redis
+from app.core.security import PasswordHasher, TokenCodec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis | None
+    http: httpx.AsyncClient
+    hasher: PasswordHasher
+    tokens: TokenCodec
+    email: EmailSender
+    shutdown: ShutdownState
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings)
+        stack.push_async_callback(engine.dispose)
+        redis = create_redis(settings)
+        if redis is not None:
+            stack.push_async_callback(redis.aclose)
+        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.email_timeout))
+        stack.push_async_callback(http.aclose)
+        hasher = PasswordHasher(settings)
+        await hasher.warm_up()
+        shutdown = ShutdownState()
+        app.state.resources = Resources(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            redis=redis,
+            http=http,
+            hasher=hasher,
+            tokens=TokenCodec(settings),
+            email=create_email_sender(settings, http),
+            shutdown=shutdown,
+        )
+        monitor: LoopLagMonitor = app.state.loop_lag_monitor
+        monitor.start()
+        stack.push_async_callback(monitor.stop)
+        stack.callback(install_sigterm_drain(shutdown, settings.shutdown_drain_seconds))
+        log.info("startup complete", extra={"environment": settings.environment, "database": engine.dialect.name})
+        try:
+            yield
+        finally:
+            # Readiness must already say 503 while resources are being closed.
+            shutdown.shutting_down = True
+            log.info("shutting down")

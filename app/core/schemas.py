@@ -1,0 +1,69 @@
+"""Schemas shared by every domain: problem details, pages, safe strings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, Field
+
+T = TypeVar("T")
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    request_id: str | None = None
+    errors: list[ValidationErrorItem] | None = None
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description, "content": {"application/problem+json": {}}}
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem("Bad request"),
+    401: _problem("Missing, invalid or expired credentials"),
+    403: _problem("Not allowed"),
+    404: _problem("Not found"),
+    409: _problem("Conflict with the current state"),
+    413: _problem("Request body too large"),
+    422: _problem("Validation error"),
+    429: _problem("Too many attempts"),
+    503: _problem("Temporarily unavailable; retry after Retry-After seconds"),
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: PROBLEM_RESPONSES[code] for code in codes}
+
+
+def _no_control_chars(value: str) -> str:
+    # NUL and other control characters are refused: PostgreSQL cannot store NUL
+    # in text, and none of them belongs in a name or description.
+    if any((ord(ch) < 32 and ch not in "\t\n\r") or ord(ch) == 127 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+SafeStr = Annotated[str, AfterValidator(_no_control_chars)]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+Limit = Annotated[int, Field(ge=1, le=100)]
+Offset = Annotated[int, Field(ge=0, le=2**31 - 1)]

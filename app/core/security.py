@@ -1,0 +1,150 @@
+"""Password hashing off the event loop, and JWTs with a pinned algorithm.
+
+Passwords use Argon2id (pwdlib): memory-hard, the first choice of RFC 9106 and
+OWASP, and free of bcrypt's silent 72-byte truncation, so the 128-character
+password limit of the API holds for every character set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+import anyio.to_thread
+import jwt
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from app.core.config import Settings
+
+TokenType = Literal["access", "refresh"]
+JWT_ALGORITHM = "HS256"  # pinned: the verifier never takes the algorithm from the token
+_REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss", "aud", "type"]
+
+T = TypeVar("T")
+
+
+class PasswordHasher:
+    """Argon2id hashing in worker threads, at most `concurrency` at a time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._hash = PasswordHash(
+            (
+                Argon2Hasher(
+                    time_cost=settings.password_hash_time_cost,
+                    memory_cost=settings.password_hash_memory_kib,
+                    parallelism=settings.password_hash_parallelism,
+                ),
+            )
+        )
+        self._slots = asyncio.Semaphore(settings.password_hash_concurrency)
+        self._dummy_hash: str | None = None
+
+    async def _in_thread(self, func: Callable[..., T], *args: Any) -> T:
+        async with self._slots:
+            return await anyio.to_thread.run_sync(func, *args)
+
+    async def warm_up(self) -> str:
+        """Prepare (once) the hash that unknown-user logins are checked against."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await self._in_thread(self._hash.hash, secrets.token_urlsafe(16))
+        return self._dummy_hash
+
+    async def hash(self, password: str) -> str:
+        return await self._in_thread(self._hash.hash, password)
+
+    async def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
+        """Returns (valid, new hash when the stored one uses outdated parameters)."""
+        return await self._in_thread(self._hash.verify_and_update, password, password_hash)
+
+    async def burn_time(self, password: str) -> None:
+        """Spend what a real verification costs, so an unknown user and a wrong
+        password cannot be told apart by timing."""
+        await self._in_thread(self._hash.verify, password, await self.warm_up())
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    claims: Mapping[str, Any]
+
+
+def _key_id(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class TokenCodec:
+    """Signs and verifies JWTs. Tokens carry the key id (kid) so that a key
+    being rotated out (SECRET_KEY_PREVIOUS) still verifies until removed."""
+
+    def __init__(self, settings: Settings) -> None:
+        current = settings.secret_key.get_secret_value()
+        self._signing_key = current
+        self._signing_kid = _key_id(current)
+        self._keys = {self._signing_kid: current}
+        if settings.secret_key_previous is not None:
+            previous = settings.secret_key_previous.get_secret_value()
+            self._keys[_key_id(previous)] = previous
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+
+    def issue(
+        self,
+        *,
+        subject: str,
+        token_type: TokenType,
+        ttl: timedelta,
+        now: datetime,
+        extra: Mapping[str, Any] | None = None,
+    ) -> IssuedToken:
+        claims: dict[str, Any] = {
+            "iss": self._issuer,
+            "aud": self._audience,
+            "sub": subject,
+            "iat": int(now.timestamp()),
+            "exp": int((now + ttl).timestamp()),
+            "jti": uuid.uuid4().hex,
+            "type": token_type,
+            **(extra or {}),
+        }
+        token = jwt.encode(claims, self._signing_key, algorithm=JWT_ALGORITHM, headers={"kid": self._signing_kid})
+        return IssuedToken(token=token, claims=claims)
+
+    def decode(self, token: str, expected_type: TokenType) -> dict[str, Any]:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self._keys.get(kid) if isinstance(kid, str) else None
+            if key is None:
+                raise InvalidToken("unknown key id")
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[JWT_ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": _REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        if claims.get("type") != expected_type:
+            raise InvalidToken("wrong token type")
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject.isdigit() or len(subject) > 18:
+            raise InvalidToken("malformed subject")
+        return claims
+
+
+def token_digest(token: str) -> str:
+    """Refresh tokens are stored as SHA-256 digests: they are long random
+    secrets, so a fast hash suffices and a leaked table grants nothing."""
+    return hashlib.sha256(token.encode()).hexdigest()

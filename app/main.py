@@ -1,0 +1,82 @@
+"""The ASGI application: `app.main:app`, built by `create_app(settings)`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from starlette.types import Receive, Scope, Send
+
+from app import models  # noqa: F401  (every mapper configured before first use)
+from app.auth.router import router as auth_router
+from app.core import diagnostics, health
+from app.core.config import Settings
+from app.core.errors import install_error_handlers
+from app.core.lifecycle import LoopLagMonitor
+from app.core.logging import configure_logging
+from app.core.metrics import PoolCollector, create_registry, install_http_metrics
+from app.core.middleware import RequestContextMiddleware
+from app.core.resources import lifespan
+from app.users.router import router as users_router
+
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="Storefront API",
+        version=API_VERSION,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.settings = settings
+    registry = create_registry()
+    app.state.registry = registry
+    app.state.loop_lag_monitor = LoopLagMonitor(registry)
+    registry.register(PoolCollector(lambda: getattr(getattr(app.state, "resources", None), "engine", None)))
+
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(users_router)
+    app.include_router(auth_router)
+    if settings.diagnostic_routes:
+        app.include_router(diagnostics.router)
+
+    # add_middleware wraps: the last added is the outermost.
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "X-Cache", "Location", "Retry-After"],
+        )
+    install_http_metrics(app, registry)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+class _DeferredApp:
+    """What `app.main:app` names for ASGI servers.
+
+    The real application is built on the first ASGI call (the server's lifespan
+    startup), so importing this module reads no environment and opens nothing.
+    """
+
+    def __init__(self) -> None:
+        self._app: FastAPI | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            self._app = create_app()
+        await self._app(scope, receive, send)
+
+
+app = _DeferredApp()

@@ -1,0 +1,38 @@
+"""Queries on users; the only module that talks SQL about them."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.users.models import User
+
+
+async def get(session: AsyncSession, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def get_by_login(session: AsyncSession, login: str) -> User | None:
+    """`login` is a username or an e-mail address (usernames cannot hold '@')."""
+    column = User.email if "@" in login else User.username
+    result = await session.execute(select(User).where(func.lower(column) == login.lower()))
+    return result.scalar_one_or_none()
+
+
+async def find_taken(session: AsyncSession, email: str, username: str) -> User | None:
+    result = await session.execute(
+        select(User)
+        .where(or_(func.lower(User.email) == email.lower(), func.lower(User.username) == username.lower()))
+        .limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+async def add(session: AsyncSession, user: User) -> User:
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def count(session: AsyncSession) -> int:
+    return (await session.execute(select(func.count()).select_from(User))).scalar_one()

@@ -1,0 +1,56 @@
+"""/health, /livez, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+from pytest_redis.executor import RedisExecutor
+
+from app.core.resources import Resources
+
+
+async def test_health_and_livez(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).json() == {"status": "healthy"}
+    livez = await client.get("/livez")
+    assert livez.status_code == 200
+
+
+async def test_readyz_reports_database_and_cache(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"database": "ok", "cache": "ok"}}
+
+
+async def test_redis_down_degrades_but_stays_ready(client: httpx.AsyncClient, redis_proc: RedisExecutor) -> None:
+    with redis_proc.stopped():
+        response = await client.get("/readyz")
+        assert response.status_code == 200
+        assert response.json()["checks"]["cache"] == "degraded"
+        assert (await client.get("/livez")).status_code == 200
+    assert (await client.get("/readyz")).json()["checks"]["cache"] == "ok"
+
+
+async def test_readyz_is_503_once_shutdown_starts(client: httpx.AsyncClient, resources: Resources) -> None:
+    resources.shutdown.shutting_down = True
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "1"
+    assert (await client.get("/livez")).status_code == 200
+
+
+async def test_metrics_expose_http_pool_and_loop_lag(client: httpx.AsyncClient, app: FastAPI) -> None:
+    await client.get("/health")
+    await client.get("/users/1")
+    text = (await client.get("/metrics")).text
+    assert 'http_requests_total{handler="/health",method="GET",status="200"}' in text
+    assert 'handler="/users/{user_id}"' in text
+    for name in (
+        "db_pool_size",
+        "db_pool_checked_out",
+        "db_pool_checked_in",
+        "db_pool_overflow",
+        "event_loop_lag_seconds",
+    ):
+        assert f"\n{name} " in text, name
+    assert "process_resident_memory_bytes" in text

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from app.core.config import Settings
+from app.core.security import PasswordHasher
+from tests.conftest import make_settings
+
+
+async def test_production_parameters_are_argon2id_owasp() -> None:
+    hasher = PasswordHasher(Settings())
+    hashed = await hasher.hash("correct horse battery")
+    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert (await hasher.verify("correct horse battery", hashed))[0] is True
+    assert (await hasher.verify("wrong", hashed))[0] is False
+
+
+async def test_long_unicode_passwords_are_not_truncated() -> None:
+    """bcrypt ignores bytes past 72; Argon2id does not."""
+    hasher = PasswordHasher(make_settings())
+    password = "é" * 100  # 200 bytes
+    hashed = await hasher.hash(password)
+    assert (await hasher.verify(password[:-1] + "e", hashed))[0] is False
+
+
+async def test_hashing_does_not_block_the_event_loop() -> None:
+    """While real-cost hashes run, the loop keeps serving other tasks. A hash
+    on the loop would let the ticker run only before and after it."""
+    hasher = PasswordHasher(Settings())  # real cost: ~0.1 s per hash here
+    ticks = 0
+    hashing = asyncio.gather(*(hasher.hash(f"password-{i}") for i in range(4)))
+    while not hashing.done():
+        ticks += 1
+        await asyncio.sleep(0.001)
+    await hashing
+    assert ticks >= 20
+
+
+async def test_concurrent_hashes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    hasher = PasswordHasher(make_settings(password_hash_concurrency=2))
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def slow_hash(password: str) -> str:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return "hashed"
+
+    monkeypatch.setattr(hasher._hash, "hash", slow_hash)
+    await asyncio.gather(*(hasher.hash("x") for _ in range(8)))
+    assert peak == 2
+
+
+async def test_outdated_parameters_are_upgraded_on_verify() -> None:
+    weak = PasswordHasher(make_settings(password_hash_time_cost=1))
+    stronger = PasswordHasher(make_settings(password_hash_time_cost=2))
+    hashed = await weak.hash("correct horse battery")
+    valid, upgraded = await stronger.verify("correct horse battery", hashed)
+    assert valid
+    assert upgraded is not None
+    assert ",t=2," in upgraded
