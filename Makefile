@@ -40,8 +40,8 @@ test-unit: deps ## Unit tests only (no servers)
 
 .PHONY: lint
 lint: deps ## ruff format check and ruff lint
-	$(RUN) ruff format --check app tests migrations
-	$(RUN) ruff check app tests migrations
+	$(RUN) ruff format --check app tests migrations bench
+	$(RUN) ruff check app tests migrations bench
 
 .PHONY: typecheck
 typecheck: deps ## mypy --strict on app, tests and migrations
@@ -49,8 +49,15 @@ typecheck: deps ## mypy --strict on app, tests and migrations
 
 .PHONY: fmt
 fmt: deps ## Format and auto-fix
-	$(RUN) ruff format app tests migrations
-	$(RUN) ruff check --fix app tests migrations
+	$(RUN) ruff format app tests migrations bench
+	$(RUN) ruff check --fix app tests migrations bench
+
+##@ Measure
+
+.PHONY: bench
+bench: deps system-deps ## Side-by-side benchmark against a raw Starlette + asyncpg baseline (needs wrk; ROUNDS, DURATION)
+	@command -v wrk >/dev/null || $(MAKE) apt-install PACKAGES=wrk
+	$(RUN) python bench/run.py --rounds $(or $(ROUNDS),5) --duration $(or $(DURATION),10)
 
 ##@ Set-up
 

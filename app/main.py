@@ -10,13 +10,18 @@ from starlette.types import Receive, Scope, Send
 from app import models  # noqa: F401  (every mapper configured before first use)
 from app.auth.router import router as auth_router
 from app.core import diagnostics, health
+from app.core.cache import CacheMetrics
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.lifecycle import LoopLagMonitor
 from app.core.logging import configure_logging
 from app.core.metrics import PoolCollector, create_registry, install_http_metrics
 from app.core.middleware import RequestContextMiddleware
+from app.core.redis import RedisMetrics
 from app.core.resources import lifespan
+from app.orders.router import router as orders_router
+from app.products.router import router as products_router
+from app.stats.router import router as stats_router
 from app.users.router import router as users_router
 
 API_VERSION = "1.0.0"
@@ -38,12 +43,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = create_registry()
     app.state.registry = registry
     app.state.loop_lag_monitor = LoopLagMonitor(registry)
+    app.state.cache_metrics = CacheMetrics(registry)
+    app.state.redis_metrics = RedisMetrics(registry)
     registry.register(PoolCollector(lambda: getattr(getattr(app.state, "resources", None), "engine", None)))
 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(users_router)
     app.include_router(auth_router)
+    app.include_router(products_router)
+    app.include_router(orders_router)
+    app.include_router(stats_router)
     if settings.diagnostic_routes:
         app.include_router(diagnostics.router)
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import models  # noqa: F401  (registers every table on Base.metadata)
 from app.core.config import Settings
-from app.core.db import Base, UTCDateTime
+from app.core.db import Base, SQLiteCents, UTCDateTime
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("skip_logging_config"):
@@ -38,6 +38,8 @@ def _render_item(type_: str, obj: object, autogen_context: AutogenContext) -> st
     # Migrations must not import application code that may change later.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, SQLiteCents):
+        return "sa.BigInteger()"
     return False
 
 

@@ -18,6 +18,10 @@ def make_settings(**overrides: Any) -> Settings:
         "password_hash_memory_kib": 1024,
         "password_hash_parallelism": 1,
         "log_level": "WARNING",
+        # Suites register and log in far more often than a person; the
+        # rate-limit tests set their own limits.
+        "login_rate_limit": 100_000,
+        "register_rate_limit": 100_000,
     }
     values.update(overrides)
     return Settings(**values)

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Response, status
+from fastapi import APIRouter, Form, Request, Response, status
 
 from app.auth import service
 from app.auth.schemas import RefreshRequest, TokenPair
 from app.core.db import SessionDep
+from app.core.ratelimit import client_address
 from app.core.resources import ResourcesDep
 from app.core.schemas import problems
 
@@ -15,12 +16,18 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 @router.post("/token", response_model=TokenPair, responses=problems(401, 422, 429, 503))
 async def issue_token(
+    request: Request,
     session: SessionDep,
     resources: ResourcesDep,
     username: Annotated[str, Form(min_length=1, max_length=320, description="Username or e-mail address")],
     password: Annotated[str, Form(min_length=1, max_length=128)],
 ) -> TokenPair:
-    """OAuth2 password flow: a short-lived access token and a refresh token."""
+    """OAuth2 password flow: a short-lived access token and a refresh token.
+    Attempts are limited per client address and per login name (429)."""
+    settings = resources.settings
+    window = settings.login_rate_window_seconds
+    await resources.limiter.check("login-address", client_address(request), settings.login_rate_limit, window)
+    await resources.limiter.check("login-name", username.lower(), settings.login_rate_limit, window)
     return await service.login(session, resources.hasher, resources.tokens, resources.settings, username, password)
 
 

@@ -49,6 +49,22 @@ class Settings(BaseSettings):
     redis_timeout: float = Field(default=0.25, gt=0, le=10)
     redis_max_connections: int = Field(default=50, ge=1, le=10_000)
 
+    # --- cache ----------------------------------------------------------------
+    product_cache_ttl_seconds: int = Field(default=300, ge=1, le=86_400)
+    stats_cache_ttl_seconds: int = Field(default=30, ge=1, le=86_400)
+    # In-process first level in front of Redis; 0 turns it off.
+    local_cache_max_entries: int = Field(default=10_000, ge=0, le=1_000_000)
+    # Consecutive Redis failures that open the circuit, and how long it stays open.
+    cache_breaker_threshold: int = Field(default=3, ge=1, le=100)
+    cache_breaker_cooldown_seconds: float = Field(default=5.0, gt=0, le=300)
+
+    # --- rate limits (per client address, and per login name for logins) ------
+    rate_limit_enabled: bool = True
+    login_rate_limit: int = Field(default=10, ge=1)
+    login_rate_window_seconds: int = Field(default=60, ge=1)
+    register_rate_limit: int = Field(default=20, ge=1)
+    register_rate_window_seconds: int = Field(default=3600, ge=1)
+
     # --- auth -----------------------------------------------------------------
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     # Still accepted for verification during a key rotation window.

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import BigInteger, DateTime, MetaData, Numeric, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from app.core.config import Settings
 from app.core.errors import AppError
@@ -51,6 +52,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SQLiteCents(TypeDecorator[Decimal]):
+    """Money on SQLite, as integer cents.
+
+    SQLite has no exact decimal type (a NUMERIC value with a fraction is
+    stored as a binary float, and SUM adds floats); integer cents keep the
+    embedded default exact. PostgreSQL uses NUMERIC.
+    """
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
+        return None if value is None else int((Decimal(value) * 100).to_integral_exact())
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else (Decimal(value) / 100).quantize(Decimal("0.01"))
+
+
+def money_type(precision: int) -> TypeEngine[Decimal]:
+    return Numeric(precision, 2).with_variant(SQLiteCents(), "sqlite")
 
 
 def utcnow() -> datetime:
@@ -114,6 +137,22 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def after_commit(session: AsyncSession, hook: AfterCommit) -> None:
+    """Runs `hook` once this request's transaction has committed, before the
+    response is sent (cache invalidation: earlier, a concurrent reader could
+    cache the old row again; later, the client could read it)."""
+    session.info.setdefault("after_commit", []).append(hook)
+
+
+async def _commit(session: AsyncSession) -> None:
+    await session.commit()
+    for hook in session.info.pop("after_commit", []):
+        await hook()
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request; commits when the endpoint succeeded.
 
@@ -129,9 +168,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             # Some refusals must still be recorded (a refresh-token reuse revokes
             # its family, durably) even though the request fails.
             if exc.keep_changes:
-                await session.commit()
+                await _commit(session)
             raise
-        await session.commit()
+        await _commit(session)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

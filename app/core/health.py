@@ -8,19 +8,17 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
-from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
+from app.core.cache import CacheStatus
 from app.core.errors import problem_response
 from app.core.resources import Resources, ResourcesDep
 from app.core.schemas import PROBLEM_RESPONSES
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
-
-CacheStatus = Literal["ok", "degraded", "disabled"]
 
 
 class StatusOut(BaseModel):
@@ -67,17 +65,6 @@ async def database_ready(resources: Resources) -> bool:
     return True
 
 
-async def cache_status(resources: Resources) -> CacheStatus:
-    if resources.redis is None:
-        return "disabled"
-    try:
-        async with asyncio.timeout(resources.settings.redis_timeout * 2):
-            await resources.redis.ping()
-    except (RedisError, OSError):
-        return "degraded"
-    return "ok"
-
-
 @router.get("/readyz", response_model=ReadinessOut, responses={503: PROBLEM_RESPONSES[503]})
 async def readyz(resources: ResourcesDep) -> Any:
     """Ready to take traffic: the database answers within a short timeout and
@@ -91,4 +78,4 @@ async def readyz(resources: ResourcesDep) -> Any:
             headers={"Retry-After": "1"},
             extra={"checks": {"database": "unavailable"}},
         )
-    return ReadinessOut(status="ready", checks=ReadinessChecks(database="ok", cache=await cache_status(resources)))
+    return ReadinessOut(status="ready", checks=ReadinessChecks(database="ok", cache=await resources.cache.status()))

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
@@ -43,9 +43,27 @@ class PoolCollector(Collector):
             yield GaugeMetricFamily(name, doc, value=value)
 
 
+# Request latency buckets (seconds), from a fast cache hit to a pool timeout.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
 def install_http_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
-    Instrumentator(
+    """Request count and latency by handler, method and status.
+
+    The instrumentator's default set adds request and response size
+    histograms and a second, high-resolution latency histogram; measured, it
+    took about 40 % of a small request's CPU. These two answer the questions
+    dashboards and alerts ask (rate, errors, latency).
+    """
+    instrumentator = Instrumentator(
         registry=registry,
         excluded_handlers=["/metrics"],
         should_group_status_codes=False,
-    ).instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)
+    )
+    instrumentator.add(
+        metrics.requests(should_include_handler=True, should_include_method=True, should_include_status=True),
+        metrics.latency(
+            should_include_handler=True, should_include_method=True, should_include_status=True, buckets=LATENCY_BUCKETS
+        ),
+    )
+    instrumentator.instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)

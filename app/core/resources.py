@@ -13,11 +13,13 @@ from fastapi import Depends, FastAPI, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.email import EmailSender, create_email_sender
 from app.core.lifecycle import LoopLagMonitor, ShutdownState, install_sigterm_drain
-from app.core.redis import create_redis
+from app.core.ratelimit import RateLimiter
+from app.core.redis import RedisGuard, create_redis
 from app.core.security import PasswordHasher, TokenCodec
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,8 @@ class Resources:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
+    cache: Cache
+    limiter: RateLimiter
     http: httpx.AsyncClient
     hasher: PasswordHasher
     tokens: TokenCodec
@@ -51,8 +55,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
         redis = create_redis(settings)
-        if redis is not None:
+        listener = create_redis(settings, blocking_reads=True)
+        guard = None
+        if redis is not None and listener is not None:
             stack.push_async_callback(redis.aclose)
+            stack.push_async_callback(listener.aclose)
+            guard = RedisGuard(redis, settings, app.state.redis_metrics)
+        cache = Cache(
+            app.state.cache_metrics, guard=guard, listener=listener, local_max_entries=settings.local_cache_max_entries
+        )
+        cache.start()
+        stack.push_async_callback(cache.stop)
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.email_timeout))
         stack.push_async_callback(http.aclose)
         hasher = PasswordHasher(settings)
@@ -63,6 +76,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
             redis=redis,
+            cache=cache,
+            limiter=RateLimiter(guard, enabled=settings.rate_limit_enabled),
             http=http,
             hasher=hasher,
             tokens=TokenCodec(settings),

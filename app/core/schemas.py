@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, Field
+from fastapi import Query
+from pydantic import AfterValidator, BaseModel
 
 T = TypeVar("T")
 
@@ -55,7 +56,7 @@ def _no_control_chars(value: str) -> str:
     return value
 
 
-SafeStr = Annotated[str, AfterValidator(_no_control_chars)]
+NoControlChars = AfterValidator(_no_control_chars)
 
 
 class Page(BaseModel, Generic[T]):
@@ -65,5 +66,5 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
-Limit = Annotated[int, Field(ge=1, le=100)]
-Offset = Annotated[int, Field(ge=0, le=2**31 - 1)]
+LimitQuery = Annotated[int, Query(ge=1, le=100, description="Page size")]
+OffsetQuery = Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip")]

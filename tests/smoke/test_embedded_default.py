@@ -3,6 +3,7 @@ and the in-process cache, answering /readyz and the user flow."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -77,3 +78,53 @@ def test_embedded_default_serves_the_user_flow(embedded_service: str) -> None:
         refreshed = http.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
         assert refreshed.status_code == 200
         assert http.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code == 401
+
+
+async def test_embedded_default_serves_products_orders_and_stats(embedded_service: str) -> None:
+    async with httpx.AsyncClient(base_url=embedded_service, timeout=30) as http:
+        await http.post(
+            "/users/", json={"email": "shop@example.com", "username": "shop", "password": "a good password"}
+        )
+        token = (await http.post("/auth/token", data={"username": "shop", "password": "a good password"})).json()
+        auth = {"Authorization": f"Bearer {token['access_token']}"}
+
+        pen = (await http.post("/products/", json={"name": "Pen", "price": "0.10", "stock": 100}, headers=auth)).json()
+        lamp = (await http.post("/products/", json={"name": "Lamp", "price": 19.99, "stock": 3}, headers=auth)).json()
+        assert (await http.get(f"/products/{pen['id']}")).headers["x-cache"] == "MISS"
+        assert (await http.get(f"/products/{pen['id']}")).headers["x-cache"] == "HIT"
+        listed = (await http.get("/products/", params={"q": "LAM", "sort": "-price"})).json()
+        assert [p["name"] for p in listed["items"]] == ["Lamp"]
+
+        order = await http.post(
+            "/orders/",
+            json={"items": [{"product_id": pen["id"], "quantity": 3}]},
+            headers={**auth, "Idempotency-Key": "k"},
+        )
+        replay = await http.post(
+            "/orders/",
+            json={"items": [{"product_id": pen["id"], "quantity": 3}]},
+            headers={**auth, "Idempotency-Key": "k"},
+        )
+        assert order.status_code == replay.status_code == 201
+        assert replay.json()["id"] == order.json()["id"]
+        assert order.json()["total"] == "0.30"
+        assert (await http.get(f"/products/{pen['id']}")).json()["stock"] == 97
+
+        # Ten concurrent buyers for three lamps: SQLite serialises, nothing is oversold.
+        attempts = await asyncio.gather(
+            *(
+                http.post("/orders/", json={"items": [{"product_id": lamp["id"], "quantity": 1}]}, headers=auth)
+                for _ in range(10)
+            )
+        )
+        assert sorted(r.status_code for r in attempts) == [201] * 3 + [409] * 7
+        assert (await http.get(f"/products/{lamp['id']}")).json()["stock"] == 0
+
+        stats = await http.get("/stats")
+        assert stats.status_code == 200
+        assert stats.json()["revenue"] == "60.27"  # 0.30 + 3 x 19.99, exactly
+        assert (await http.get("/stats")).headers["x-cache"] == "HIT"
+        cancelled = await http.post(f"/orders/{order.json()['id']}/cancel", headers=auth)
+        assert cancelled.json()["status"] == "cancelled"
+        assert (await http.get("/stats")).json()["revenue"] == "59.97"
+        assert (await http.get(f"/products/{pen['id']}")).json()["stock"] == 100

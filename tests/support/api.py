@@ -54,3 +54,30 @@ async def account(client: httpx.AsyncClient, prefix: str = "user") -> Account:
         access_token=tokens["access_token"],
         refresh_token=tokens["refresh_token"],
     )
+
+
+async def create_product(
+    client: httpx.AsyncClient,
+    owner: Account,
+    *,
+    name: str = "Widget",
+    price: str = "19.99",
+    stock: int = 10,
+    **extra: object,
+) -> dict[str, object]:
+    response = await client.post(
+        "/products/", json={"name": name, "price": price, "stock": stock, **extra}, headers=owner.headers
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+async def place_order(
+    client: httpx.AsyncClient, buyer: Account, items: list[tuple[object, int]], key: str | None = None
+) -> httpx.Response:
+    headers = dict(buyer.headers)
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    payload = {"items": [{"product_id": product_id, "quantity": quantity} for product_id, quantity in items]}
+    return await client.post("/orders/", json=payload, headers=headers)

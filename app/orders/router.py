@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Response, status
+
+from app.auth.dependencies import CurrentUser
+from app.core.db import SessionDep
+from app.core.resources import ResourcesDep
+from app.core.schemas import LimitQuery, OffsetQuery, Page, problems
+from app.orders import service
+from app.orders.models import Order
+from app.orders.schemas import OrderCreate, OrderOut
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+OrderId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retries with the same key (same caller) return the first order and change nothing",
+    ),
+]
+
+
+@router.post(
+    "/", status_code=status.HTTP_201_CREATED, response_model=OrderOut, responses=problems(401, 404, 409, 422, 503)
+)
+async def create_order(
+    data: OrderCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    resources: ResourcesDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> Order:
+    order, replayed = await service.place(session, resources.cache, user, data, idempotency_key)
+    response.headers["Location"] = f"/orders/{order.id}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return order
+
+
+@router.get("/", response_model=Page[OrderOut], responses=problems(401, 422, 503))
+async def list_orders(
+    user: CurrentUser, session: SessionDep, limit: LimitQuery = 20, offset: OffsetQuery = 0
+) -> Page[OrderOut]:
+    orders, total = await service.page(session, user, limit, offset)
+    return Page[OrderOut](items=[OrderOut.model_validate(o) for o in orders], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{order_id}", response_model=OrderOut, responses=problems(401, 404, 422, 503))
+async def read_order(order_id: OrderId, user: CurrentUser, session: SessionDep) -> Order:
+    return await service.get(session, user, order_id)
+
+
+@router.post("/{order_id}/cancel", response_model=OrderOut, responses=problems(401, 404, 409, 422, 503))
+async def cancel_order(order_id: OrderId, user: CurrentUser, session: SessionDep, resources: ResourcesDep) -> Order:
+    return await service.cancel(session, resources.cache, user, order_id)

@@ -1,0 +1,133 @@
+"""Order rules: atomic stock, idempotent creation, cancellation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.core.cache import Cache
+from app.core.db import utcnow
+from app.core.errors import AppError, Conflict, NotFound
+from app.orders import repository
+from app.orders.models import CREATED, Order, OrderItem
+from app.orders.schemas import OrderCreate
+from app.products import repository as products
+from app.products.service import invalidate_products
+from app.stats.service import invalidate_stats
+from app.users.models import User
+
+NOT_FOUND = "Order not found"
+
+
+class IdempotencyKeyReused(AppError):
+    """The IETF Idempotency-Key draft answers 422 to a key sent again with a
+    different request."""
+
+    status_code = 422
+
+    def __init__(self) -> None:
+        super().__init__("This Idempotency-Key was already used for a different request")
+
+
+def _fingerprint(data: OrderCreate) -> str:
+    items = sorted((item.product_id, item.quantity) for item in data.items)
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+
+
+def _replay(order: Order, fingerprint: str) -> Order:
+    if order.request_hash != fingerprint:
+        raise IdempotencyKeyReused()
+    return order
+
+
+async def place(
+    session: AsyncSession, cache: Cache, user: User, data: OrderCreate, idempotency_key: str | None
+) -> tuple[Order, bool]:
+    """Creates the order and takes its stock in one transaction.
+
+    Returns (order, replayed). With an Idempotency-Key, the order row (which
+    holds the key) is inserted first, in a savepoint: a concurrent request with
+    the same key blocks on the unique index until this one commits, then
+    finds the key taken and returns this order. Nothing is taken twice.
+    """
+    fingerprint = _fingerprint(data)
+    if idempotency_key is not None:
+        existing = await repository.by_idempotency_key(session, user.id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, fingerprint), True
+
+    now = utcnow()
+    order = Order(
+        user_id=user.id,
+        status=CREATED,
+        total=Decimal(0),
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(order)
+            await session.flush()
+    except IntegrityError:
+        winner = await repository.by_idempotency_key(session, user.id, idempotency_key) if idempotency_key else None
+        if winner is None:
+            raise
+        return _replay(winner, fingerprint), True
+
+    items: list[OrderItem] = []
+    # One lock order (by product id) for every order: two orders that share
+    # products never wait on each other in a cycle.
+    for line in sorted(data.items, key=lambda line: line.product_id):
+        taken = await products.take_stock(session, line.product_id, line.quantity, now)
+        if taken is None:
+            # Raising rolls the whole transaction back: nothing was taken.
+            if not await products.live_ids(session, [line.product_id]):
+                raise NotFound(f"Product {line.product_id} not found")
+            raise Conflict(f"Insufficient stock for product {line.product_id}")
+        items.append(
+            OrderItem(
+                order_id=order.id,
+                product_id=line.product_id,
+                name=taken.name,
+                unit_price=taken.price,
+                quantity=line.quantity,
+            )
+        )
+    order.total = sum((item.unit_price * item.quantity for item in items), Decimal(0))
+    session.add_all(items)
+    await session.flush()
+    set_committed_value(order, "items", items)
+    invalidate_products(session, cache, [item.product_id for item in items])
+    invalidate_stats(session, cache)
+    return order, False
+
+
+async def get(session: AsyncSession, user: User, order_id: int) -> Order:
+    order = await repository.get_owned(session, order_id, user.id)
+    if order is None:  # someone else's order is as unknown as a missing one
+        raise NotFound(NOT_FOUND)
+    return order
+
+
+async def page(session: AsyncSession, user: User, limit: int, offset: int) -> tuple[list[Order], int]:
+    return await repository.page(session, user.id, limit, offset)
+
+
+async def cancel(session: AsyncSession, cache: Cache, user: User, order_id: int) -> Order:
+    now = utcnow()
+    if not await repository.mark_cancelled(session, order_id, user.id, now):
+        await get(session, user, order_id)  # 404 when not the caller's
+        raise Conflict("Only an order in status 'created' can be cancelled")
+    items = await repository.items_of(session, order_id)
+    for item in items:  # ordered by product id, like place()
+        await products.give_back_stock(session, item.product_id, item.quantity, now)
+    invalidate_products(session, cache, [item.product_id for item in items])
+    invalidate_stats(session, cache)
+    return await get(session, user, order_id)

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from app.core.money import Money
+
+
+class StatsOut(BaseModel):
+    users: int
+    products: int
+    orders: int
+    revenue: Money
+    generated_at: datetime
