@@ -91,6 +91,7 @@ clean: ## Remove caches and the local SQLite database (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache storefront.db storefront.db-wal storefront.db-shm
 	find app tests migrations -name __pycache__ -type d -prune -exec rm -rf {} +
 
+include hack/airgap/airgap.mk
 include hack/image/image.mk
 
 ##@ Help
