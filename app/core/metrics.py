@@ -60,10 +60,10 @@ def install_http_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
         excluded_handlers=["/metrics"],
         should_group_status_codes=False,
     )
+    # registry= on each metric too: unlike the instrumentator's default set,
+    # these would otherwise land in the global registry, not the one /metrics serves.
     instrumentator.add(
-        metrics.requests(should_include_handler=True, should_include_method=True, should_include_status=True),
-        metrics.latency(
-            should_include_handler=True, should_include_method=True, should_include_status=True, buckets=LATENCY_BUCKETS
-        ),
+        metrics.requests(registry=registry),
+        metrics.latency(registry=registry, buckets=LATENCY_BUCKETS),
     )
     instrumentator.instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)

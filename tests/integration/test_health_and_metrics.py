@@ -45,6 +45,7 @@ async def test_metrics_expose_http_pool_and_loop_lag(client: httpx.AsyncClient, 
     text = (await client.get("/metrics")).text
     assert 'http_requests_total{handler="/health",method="GET",status="200"}' in text
     assert 'handler="/users/{user_id}"' in text
+    assert "http_request_duration_seconds_bucket{" in text
     for name in (
         "db_pool_size",
         "db_pool_checked_out",
