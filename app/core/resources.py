@@ -40,7 +40,9 @@ class Resources:
     shutdown: ShutdownState
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
+    # async on purpose: FastAPI runs plain-def dependencies in its thread pool,
+    # a thread hop per request for one attribute read.
     resources: Resources = request.app.state.resources
     return resources
 
