@@ -93,6 +93,7 @@ clean: ## Remove caches and the local SQLite database (keeps .venv)
 
 include hack/airgap/airgap.mk
 include hack/image/image.mk
+include hack/chart/chart.mk
 
 ##@ Help
 
