@@ -34,6 +34,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.support.http import wait_for_http  # noqa: E402
 from tests.support.servers import PG_USER, migrate, postgres_server  # noqa: E402
 
 SERVER_CPU = "0"
@@ -65,20 +66,6 @@ class Result:
     errors: int = 0
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server for {url} exited")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} never became ready")
-
-
 @contextmanager
 def server(name: str, app: str, env: dict[str, str]) -> Iterator[Target]:
     port = port_for.select_random()
@@ -89,9 +76,8 @@ def server(name: str, app: str, env: dict[str, str]) -> Iterator[Target]:
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
     try:
-        wait_ready(
-            f"http://127.0.0.1:{port}/health" if "bench" not in app else f"http://127.0.0.1:{port}/static", process
-        )
+        path = "/static" if app.startswith("bench.") else "/health"
+        wait_for_http(f"http://127.0.0.1:{port}{path}", alive=lambda: process.poll() is None)
         yield Target(name, f"http://127.0.0.1:{port}", process)
     finally:
         process.send_signal(signal.SIGINT)

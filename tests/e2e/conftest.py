@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import port_for
 import pytest
 from kubernetes import client, config
+
+from tests.support.http import wait_for_http
 
 KUBE_CONTEXT = os.environ.get("KUBE_CONTEXT", "kind-storefront")
 NAMESPACE = os.environ.get("NAMESPACE", "storefront")
@@ -79,15 +80,7 @@ def port_forward(target: str, remote_port: int) -> Iterator[str]:
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{local}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{base}/livez", timeout=2)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None:
-                    raise RuntimeError(f"port-forward to {target} exited") from None
-                time.sleep(0.5)
+        wait_for_http(f"{base}/livez", alive=lambda: process.poll() is None, within=60)
         yield base
     finally:
         process.terminate()

@@ -15,8 +15,17 @@ def test_namespace_enforces_pod_security_restricted(cluster: Cluster) -> None:
 
 
 def test_every_workload_is_ready(cluster: Cluster, fullname: str) -> None:
-    deployment = cluster.apps.read_namespaced_deployment(fullname, NAMESPACE).to_dict()
-    assert (deployment["status"]["ready_replicas"] or 0) >= 2
+    # The Deployment starts at one pod; the HPA raises it to minReplicas on its
+    # first sync (15 s), metrics or not. helm --wait saw only the first pod.
+    minimum = cluster.autoscaling.read_namespaced_horizontal_pod_autoscaler(fullname, NAMESPACE).to_dict()["spec"]
+    ready = 0
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        ready = cluster.apps.read_namespaced_deployment(fullname, NAMESPACE).to_dict()["status"]["ready_replicas"] or 0
+        if ready >= minimum["min_replicas"]:
+            break
+        time.sleep(3)
+    assert ready >= minimum["min_replicas"] == 2
     for name in (f"{fullname}-postgresql", f"{fullname}-redis"):
         assert cluster.apps.read_namespaced_stateful_set(name, NAMESPACE).to_dict()["status"]["ready_replicas"] == 1
     jobs = cluster.batch.list_namespaced_job(NAMESPACE, label_selector="app.kubernetes.io/component=migrations")

@@ -7,14 +7,13 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+from tests.support.http import NotServing, wait_for_http
 
 # The Debian client; /usr/local/bin/docker may be a newer one without BuildKit.
 DOCKER = os.environ.get("DOCKER") or ("/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker")
@@ -126,14 +125,7 @@ def server_command(image_config: Mapping[str, Any], port: int) -> list[str]:
 
 
 def wait_until_serving(handle: Container, base_url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/livez", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if not handle.state()["Running"]:
-            raise DockerError(f"the server exited ({handle.state()['ExitCode']}):\n{handle.logs()}")
-        time.sleep(0.2)
-    raise DockerError(f"no answer on {base_url}/livez within {timeout} s:\n{handle.logs()}")
+    try:
+        wait_for_http(f"{base_url}/livez", alive=lambda: bool(handle.state()["Running"]), within=timeout)
+    except NotServing as exc:
+        raise DockerError(f"{exc} (exit code {handle.state()['ExitCode']}):\n{handle.logs()}") from exc

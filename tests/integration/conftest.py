@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -93,4 +94,22 @@ def resources(app: FastAPI) -> Resources:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for an app instance of its own (started and stopped here)."""
+    application = create_app(settings)
+    async with (
+        LifespanManager(application, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://replica") as http,
+    ):
+        yield http
+
+
+@pytest.fixture
+async def replica(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """Another replica: its own process state, the same PostgreSQL and Redis."""
+    async with app_client(settings) as http:
         yield http

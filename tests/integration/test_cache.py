@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from pytest_redis.executor import RedisExecutor
 from sqlalchemy import event
 
-from app.core.config import Settings
 from app.core.resources import Resources
-from app.main import create_app
 from tests.support.api import account, create_product, place_order
 
 
@@ -106,32 +102,21 @@ async def test_metrics_count_hits_and_misses(client: httpx.AsyncClient) -> None:
     assert metric(text, 'cache_hits_total{cache="product"') == 2
 
 
-@pytest.fixture
-async def second_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """Another replica: its own process state, the same PostgreSQL and Redis."""
-    app = create_app(settings)
-    async with (
-        LifespanManager(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as http,
-    ):
-        yield http
-
-
 async def test_a_write_on_one_replica_reaches_the_others_cache(
-    client: httpx.AsyncClient, second_client: httpx.AsyncClient
+    client: httpx.AsyncClient, replica: httpx.AsyncClient
 ) -> None:
     owner = await account(client)
     product = await create_product(client, owner, price="5.00")
     url = f"/products/{product['id']}"
-    await second_client.get(url)
-    assert (await second_client.get(url)).headers["x-cache"] == "HIT"
+    await replica.get(url)
+    assert (await replica.get(url)).headers["x-cache"] == "HIT"
 
     await client.patch(url, json={"price": "6.00"}, headers=owner.headers)
 
     # Redis itself is fresh at once; the other replica's in-process copy goes
     # with the invalidation message (delivered in well under a millisecond here).
     for _ in range(50):
-        if (await second_client.get(url)).json()["price"] == "6.00":
+        if (await replica.get(url)).json()["price"] == "6.00":
             break
         await asyncio.sleep(0.01)
     else:
@@ -139,16 +124,16 @@ async def test_a_write_on_one_replica_reaches_the_others_cache(
 
 
 async def test_concurrent_misses_on_two_replicas_compute_once(
-    client: httpx.AsyncClient, second_client: httpx.AsyncClient, resources: Resources
+    client: httpx.AsyncClient, replica: httpx.AsyncClient, resources: Resources
 ) -> None:
     owner = await account(client)
     product = await create_product(client, owner)
     url = f"/products/{product['id']}"
-    responses = await asyncio.gather(*(c.get(url) for c in (client, second_client) for _ in range(20)))
+    responses = await asyncio.gather(*(c.get(url) for c in (client, replica) for _ in range(20)))
     assert {r.status_code for r in responses} == {200}
     # One replica computed; the other waited on the Redis lease and read its result.
     metrics_a = (await client.get("/metrics")).text
-    metrics_b = (await second_client.get("/metrics")).text
+    metrics_b = (await replica.get("/metrics")).text
     computed = metric(metrics_a, 'cache_misses_total{cache="product"}') + metric(
         metrics_b, 'cache_misses_total{cache="product"}'
     )

@@ -8,13 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 from sqlalchemy.pool import QueuePool
 
 from app.core.resources import Resources
-from app.main import create_app
 from tests.conftest import make_settings
+from tests.integration.conftest import app_client
 from tests.support.api import new_user_payload
 from tests.support.servers import PostgresServer, migrate, postgres_server
 
@@ -68,14 +67,8 @@ def private_pg() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 async def private_client(private_pg: PostgresServer) -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(
-        database_url=private_pg.url("app").render_as_string(hide_password=False), db_connect_timeout=1.0
-    )
-    app = create_app(settings)
-    async with (
-        LifespanManager(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,
-    ):
+    url = private_pg.url("app").render_as_string(hide_password=False)
+    async with app_client(make_settings(database_url=url, db_connect_timeout=1.0)) as http:
         yield http
 
 

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from tests.conftest import TEST_SECRET
+from tests.support.http import wait_for_http
 from tests.support.servers import REPO
 
 
@@ -39,15 +39,7 @@ def server(database_url: URL, redis_url: str) -> Iterator[tuple[subprocess.Popen
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/livez", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None:
-                raise RuntimeError(process.stdout.read().decode() if process.stdout else "server died")
-            time.sleep(0.1)
+        wait_for_http(f"{base}/livez", alive=lambda: process.poll() is None, within=30)
         yield process, base
     finally:
         if process.poll() is None:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from pytest_redis.executor import RedisExecutor
 
-from app.core.config import Settings
-from app.main import create_app
 from tests.support.api import PASSWORD, new_user_payload, register
 
 LIMIT = 3
@@ -20,16 +16,6 @@ LIMIT = 3
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"login_rate_limit": LIMIT, "register_rate_limit": LIMIT, "cache_breaker_cooldown_seconds": 30}
-
-
-@pytest.fixture
-async def replica(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with (
-        LifespanManager(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as http,
-    ):
-        yield http
 
 
 WRONG_PASSWORD = "wrong-password"

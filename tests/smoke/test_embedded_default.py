@@ -7,7 +7,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import httpx
 import port_for
 import pytest
 
+from tests.support.http import wait_for_http
 from tests.support.servers import REPO
 
 APP_VARIABLES = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ENVIRONMENT", "CORS_ORIGINS", "LOG_LEVEL")
@@ -46,14 +46,7 @@ def embedded_service(tmp_path: Path) -> Iterator[str]:
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{base}/livez", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, "the service exited during startup"
-                time.sleep(0.1)
+        wait_for_http(f"{base}/livez", alive=lambda: process.poll() is None, within=30)
         yield base
     finally:
         process.terminate()
