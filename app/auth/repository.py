@@ -53,7 +53,3 @@ async def revoke_family(session: AsyncSession, family_id: str, now: datetime, re
         .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
     )
-
-
-async def get_family(session: AsyncSession, family_id: str) -> TokenFamily | None:
-    return await session.get(TokenFamily, family_id)

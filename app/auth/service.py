@@ -87,12 +87,12 @@ async def _issue_pair(
     refresh_token = codec.issue(subject=str(user.id), token_type="refresh", ttl=refresh_ttl, now=now)
     await repository.add_token(
         session,
-        RefreshToken(family_id=family_id, token_hash=token_digest(refresh_token.token), expires_at=now + refresh_ttl),
+        RefreshToken(family_id=family_id, token_hash=token_digest(refresh_token), expires_at=now + refresh_ttl),
     )
     return TokenPair(
-        access_token=access.token,
+        access_token=access,
         expires_in=settings.access_token_ttl_seconds,
-        refresh_token=refresh_token.token,
+        refresh_token=refresh_token,
     )
 
 

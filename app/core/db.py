@@ -101,10 +101,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "command_timeout": command_timeout,
             "server_settings": server_settings,
         }
-        engine = create_async_engine(url, **options)
     else:
         options["connect_args"] = {"timeout": settings.db_connect_timeout}
-        engine = create_async_engine(url, **options)
+    engine = create_async_engine(url, **options)
+    if url.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
     return engine
 

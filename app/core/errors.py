@@ -156,7 +156,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(sa_exc.TimeoutError)
     async def _pool_timeout(_: Request, exc: sa_exc.TimeoutError) -> JSONResponse:
         log.warning("database pool exhausted", extra={"error": type(exc).__name__})
-        return _unavailable("The service is busy, retry shortly")
+        return unavailable_response("The service is busy, retry shortly")
 
     @app.exception_handler(sa_exc.IntegrityError)
     async def _integrity(_: Request, exc: sa_exc.IntegrityError) -> JSONResponse:
@@ -167,22 +167,24 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _dbapi(_: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
         if is_database_unavailable(exc):
             log.warning("database unavailable", extra={"error": type(exc).__name__, "sqlstate": _sqlstate(exc)})
-            return _unavailable("The database is temporarily unavailable, retry shortly")
+            return unavailable_response("The database is temporarily unavailable, retry shortly")
         if isinstance(exc, sa_exc.DataError):
             return problem_response(422, "A value in the request cannot be stored")
         raise exc
 
-    # Connect failures (refused, DNS, connect timeout) reach us unwrapped.
+    # Connect failures (refused, DNS, connect timeout) reach us unwrapped;
+    # TimeoutError is an OSError.
     @app.exception_handler(OSError)
     async def _os_error(_: Request, exc: OSError) -> JSONResponse:
-        log.warning("dependency unreachable", extra={"error": type(exc).__name__})
-        return _unavailable("A backing service is temporarily unavailable, retry shortly")
+        timed_out = isinstance(exc, TimeoutError)
+        log.warning(
+            "dependency timed out" if timed_out else "dependency unreachable", extra={"error": type(exc).__name__}
+        )
+        if timed_out:
+            return unavailable_response("A backing service did not answer in time, retry shortly")
+        return unavailable_response("A backing service is temporarily unavailable, retry shortly")
 
-    @app.exception_handler(TimeoutError)
-    async def _timeout(_: Request, exc: TimeoutError) -> JSONResponse:
-        log.warning("dependency timed out", extra={"error": type(exc).__name__})
-        return _unavailable("A backing service did not answer in time, retry shortly")
 
-
-def _unavailable(detail: str) -> JSONResponse:
-    return problem_response(503, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+def unavailable_response(detail: str, *, extra: Mapping[str, Any] | None = None) -> JSONResponse:
+    """503 problem+json with Retry-After: what clients retry elsewhere or later."""
+    return problem_response(503, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}, extra=extra)

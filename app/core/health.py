@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from app.core.cache import CacheStatus
-from app.core.errors import problem_response
+from app.core.errors import unavailable_response
 from app.core.resources import Resources, ResourcesDep
 from app.core.schemas import PROBLEM_RESPONSES
 
@@ -70,12 +70,7 @@ async def readyz(resources: ResourcesDep) -> Any:
     """Ready to take traffic: the database answers within a short timeout and
     the process is not shutting down. Redis being down only degrades caching."""
     if resources.shutdown.shutting_down:
-        return problem_response(503, "The service is shutting down", headers={"Retry-After": "1"})
+        return unavailable_response("The service is shutting down")
     if not await database_ready(resources):
-        return problem_response(
-            503,
-            "The database is unreachable",
-            headers={"Retry-After": "1"},
-            extra={"checks": {"database": "unavailable"}},
-        )
+        return unavailable_response("The database is unreachable", extra={"checks": {"database": "unavailable"}})
     return ReadinessOut(status="ready", checks=ReadinessChecks(database="ok", cache=await resources.cache.status()))

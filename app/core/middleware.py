@@ -12,7 +12,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import problem_response
+from app.core.errors import problem_response, unavailable_response
 from app.core.logging import bind_request_id, unbind_request_id
 
 log = logging.getLogger("storefront.access")
@@ -115,9 +115,7 @@ class RequestContextMiddleware:
             # cancellation proceed.
             if not response_started:
                 status = 503
-                await problem_response(503, "The server is shutting down", headers={"Retry-After": "1"})(
-                    scope, receive, send_with_id
-                )
+                await unavailable_response("The server is shutting down")(scope, receive, send_with_id)
             raise
         except Exception:
             error_log.exception("unhandled error", extra={"path": scope.get("path")})

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, FastAPI, Request
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.cache import Cache
@@ -30,7 +29,6 @@ class Resources:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    redis: Redis | None
     cache: Cache
     limiter: RateLimiter
     http: httpx.AsyncClient
@@ -77,7 +75,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings=settings,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
-            redis=redis,
             cache=cache,
             limiter=RateLimiter(guard, enabled=settings.rate_limit_enabled),
             http=http,

@@ -12,7 +12,6 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -73,12 +72,6 @@ class InvalidToken(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class IssuedToken:
-    token: str
-    claims: Mapping[str, Any]
-
-
 def _key_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -106,7 +99,7 @@ class TokenCodec:
         ttl: timedelta,
         now: datetime,
         extra: Mapping[str, Any] | None = None,
-    ) -> IssuedToken:
+    ) -> str:
         claims: dict[str, Any] = {
             "iss": self._issuer,
             "aud": self._audience,
@@ -117,8 +110,7 @@ class TokenCodec:
             "type": token_type,
             **(extra or {}),
         }
-        token = jwt.encode(claims, self._signing_key, algorithm=JWT_ALGORITHM, headers={"kid": self._signing_kid})
-        return IssuedToken(token=token, claims=claims)
+        return jwt.encode(claims, self._signing_key, algorithm=JWT_ALGORITHM, headers={"kid": self._signing_kid})
 
     def decode(self, token: str, expected_type: TokenType) -> dict[str, Any]:
         try:

@@ -42,12 +42,12 @@ def sign(payload: dict[str, Any], key: str = TEST_SECRET, algorithm: str = "HS25
 
 def test_round_trip() -> None:
     c = codec()
-    issued = c.issue(subject="7", token_type="access", ttl=timedelta(minutes=5), now=utcnow())
-    decoded = c.decode(issued.token, "access")
+    token = c.issue(subject="7", token_type="access", ttl=timedelta(minutes=5), now=utcnow())
+    decoded = c.decode(token, "access")
     assert decoded["sub"] == "7"
     assert decoded["type"] == "access"
     assert {"exp", "iat", "sub", "jti", "iss", "aud", "type"} <= set(decoded)
-    assert jwt.get_unverified_header(issued.token)["alg"] == "HS256"
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
 
 
 def _unsigned(payload: dict[str, Any]) -> str:
@@ -84,11 +84,11 @@ def test_attacks_are_refused(token: str) -> None:
 
 def test_rotated_key_verifies_during_the_window_and_not_after() -> None:
     old = codec()
-    token = old.issue(subject="1", token_type="access", ttl=timedelta(minutes=5), now=utcnow()).token
+    token = old.issue(subject="1", token_type="access", ttl=timedelta(minutes=5), now=utcnow())
 
     during = codec(secret_key=OTHER_SECRET, secret_key_previous=TEST_SECRET)
     assert during.decode(token, "access")["sub"] == "1"
-    fresh = during.issue(subject="2", token_type="access", ttl=timedelta(minutes=5), now=utcnow()).token
+    fresh = during.issue(subject="2", token_type="access", ttl=timedelta(minutes=5), now=utcnow())
     assert jwt.get_unverified_header(fresh)["kid"] == _key_id(OTHER_SECRET)
 
     after = codec(secret_key=OTHER_SECRET)
