@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.http import wait_for_http  # noqa: E402
+from tests.support.http import serving  # noqa: E402
 from tests.support.servers import PG_USER, migrate, postgres_server  # noqa: E402
 
 SERVER_CPU = "0"
@@ -74,18 +73,10 @@ def server(name: str, app: str, env: dict[str, str]) -> Iterator[Target]:
         "--host", "127.0.0.1", "--port", str(port), "--lifespan", "on",
         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
-    try:
-        path = "/static" if app.startswith("bench.") else "/health"
-        wait_for_http(f"http://127.0.0.1:{port}{path}", alive=lambda: process.poll() is None)
-        yield Target(name, f"http://127.0.0.1:{port}", process)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    base = f"http://127.0.0.1:{port}"
+    health = f"{base}/static" if app.startswith("bench.") else f"{base}/health"
+    with serving(command, health, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL) as process:
+        yield Target(name, base, process)
 
 
 @contextmanager

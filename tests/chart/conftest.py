@@ -22,16 +22,22 @@ class RenderError(Exception):
     pass
 
 
-def render(*values_files: str, set_values: dict[str, str] | None = None, release: str = "shop") -> list[Manifest]:
-    command = [HELM, "template", release, str(CHART), "--namespace", "shop"]
-    for values_file in values_files:
-        command += ["-f", str(CHART / values_file) if not os.path.isabs(values_file) else values_file]
-    for key, value in (set_values or {}).items():
-        command += ["--set", f"{key}={value}"]
+def helm_template(release: str, namespace: str, *args: str) -> str:
+    """`helm template RELEASE charts/storefront --namespace NAMESPACE ARGS`: the YAML text."""
+    command = [HELM, "template", release, str(CHART), "--namespace", namespace, *args]
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
     if result.returncode != 0:
         raise RenderError(result.stderr)
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return result.stdout
+
+
+def render(*values_files: str, set_values: dict[str, str] | None = None, release: str = "shop") -> list[Manifest]:
+    args: list[str] = []
+    for values_file in values_files:
+        args += ["-f", str(CHART / values_file) if not os.path.isabs(values_file) else values_file]
+    for key, value in (set_values or {}).items():
+        args += ["--set", f"{key}={value}"]
+    return [doc for doc in yaml.safe_load_all(helm_template(release, "shop", *args)) if doc]
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart.conftest import REPO, Manifest, RenderError, one, pod_specs
+from tests.chart.conftest import REPO, Manifest, RenderError, helm_template, one, pod_specs
 
 Render = Callable[..., list[Manifest]]
 SCENARIOS = [
@@ -284,20 +284,13 @@ def test_airgap_values_switch_only_the_data_store_images(rendered: Render) -> No
     }
 
 
-def test_plain_manifests_are_in_sync_with_the_chart() -> None:
+def test_plain_manifests_are_in_sync_with_the_chart(helm_available: None) -> None:
     """k8s/storefront.yaml is what `make manifests` renders now."""
-    import os
-    import subprocess
-
-    from tests.chart.conftest import CHART, HELM
-
-    result = subprocess.run(
-        [HELM, "template", "storefront", str(CHART), "--namespace", "storefront", "--skip-tests",
-         "-f", str(REPO / "k8s" / "manifests-values.yaml")],
-        capture_output=True, text=True, check=True, timeout=60, env={**os.environ},
-    )  # fmt: skip
+    rendered = helm_template(
+        "storefront", "storefront", "--skip-tests", "-f", str(REPO / "k8s" / "manifests-values.yaml")
+    )
     committed = (REPO / "k8s" / "storefront.yaml").read_text()
-    assert result.stdout == committed, "k8s/storefront.yaml is stale: run `make manifests`"
+    assert rendered == committed, "k8s/storefront.yaml is stale: run `make manifests`"
     assert "kind: Secret" not in committed
 
 

@@ -19,7 +19,7 @@ import port_for
 import pytest
 from kubernetes import client, config
 
-from tests.support.http import wait_for_http
+from tests.support.http import serving
 
 KUBE_CONTEXT = os.environ.get("KUBE_CONTEXT", "kind-storefront")
 NAMESPACE = os.environ.get("NAMESPACE", "storefront")
@@ -77,14 +77,9 @@ def port_forward(target: str, remote_port: int) -> Iterator[str]:
         KUBECTL, "--context", KUBE_CONTEXT, "--namespace", NAMESPACE,
         "port-forward", target, f"{local}:{remote_port}", "--address", "127.0.0.1",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{local}"
-    try:
-        wait_for_http(f"{base}/livez", alive=lambda: process.poll() is None, within=60)
+    with serving(command, f"{base}/livez", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

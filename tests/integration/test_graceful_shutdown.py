@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from tests.conftest import TEST_SECRET
-from tests.support.http import wait_for_http
+from tests.support.http import serving
 from tests.support.servers import REPO
 
 
@@ -36,17 +36,10 @@ def server(database_url: URL, redis_url: str) -> Iterator[tuple[subprocess.Popen
         "--host", "127.0.0.1", "--port", str(port),
         "--lifespan", "on", "--timeout-graceful-shutdown", "4",
     ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/livez", alive=lambda: process.poll() is None, within=30)
+    output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
+    with serving(command, f"{base}/livez", within=30, cwd=REPO, env=env, **output) as process:
         yield process, base
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        if process.stdout:
-            process.stdout.close()
 
 
 async def _readyz_status(base: str) -> int | None:

@@ -14,7 +14,7 @@ import httpx
 import port_for
 import pytest
 
-from tests.support.http import wait_for_http
+from tests.support.http import serving
 from tests.support.servers import REPO
 
 APP_VARIABLES = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ENVIRONMENT", "CORS_ORIGINS", "LOG_LEVEL")
@@ -43,14 +43,10 @@ def embedded_service(tmp_path: Path) -> Iterator[str]:
         "--lifespan",
         "on",
     ]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/livez", alive=lambda: process.poll() is None, within=30)
+    output = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    with serving(command, f"{base}/livez", within=30, cwd=tmp_path, env=env, **output):
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_embedded_default_serves_the_user_flow(embedded_service: str) -> None:

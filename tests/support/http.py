@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
@@ -26,3 +29,26 @@ def wait_for_http(url: str, *, alive: Callable[[], bool] = lambda: True, within:
             raise NotServing(f"the server behind {url} exited before it answered")
         time.sleep(0.1)
     raise NotServing(f"{url} did not answer 200 within {within} s")
+
+
+@contextmanager
+def serving(
+    command: Sequence[str], health_url: str, *, within: float = 60, **popen: Any
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Starts `command`, waits until `health_url` answers 200, yields the
+    process; stops it (SIGTERM, then SIGKILL) unless it already ended."""
+    process: subprocess.Popen[bytes] = subprocess.Popen(command, **popen)
+    try:
+        wait_for_http(health_url, alive=lambda: process.poll() is None, within=within)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
