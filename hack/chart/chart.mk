@@ -27,8 +27,9 @@ E2E_DEPLOY_FLAGS ?= --set autoscaling.minReplicas=2 --set autoscaling.maxReplica
 # when the official ones are absent locally) those built from Debian packages.
 AIRGAP_PG_IMAGE ?= storefront-airgap/postgres:15
 AIRGAP_REDIS_IMAGE ?= storefront-airgap/redis:7
-USE_AIRGAP_IMAGES ?= $(shell $(DOCKER) image inspect postgres:17.6-bookworm >/dev/null 2>&1 || \
-	($(DOCKER) image inspect $(AIRGAP_PG_IMAGE) >/dev/null 2>&1 && echo 1))
+# Probed once per make run (the same idiom as IMAGE_TAG in image.mk).
+USE_AIRGAP_IMAGES ?= $(eval USE_AIRGAP_IMAGES := $(shell $(DOCKER) image inspect postgres:17.6-bookworm >/dev/null 2>&1 || \
+	($(DOCKER) image inspect $(AIRGAP_PG_IMAGE) >/dev/null 2>&1 && echo 1)))$(USE_AIRGAP_IMAGES)
 DEPLOY_VALUES ?= $(if $(USE_AIRGAP_IMAGES),-f $(CHART)/values-airgap.yaml)
 # CRDs we render but that have no upstream schema (Prometheus Operator).
 KUBECONFORM_SKIP := ServiceMonitor
