@@ -39,9 +39,10 @@ test-unit: deps ## Unit tests only (no servers)
 	$(RUN) pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: deps ## ruff format check and ruff lint
+lint: deps ## ruff format check, ruff lint, and the import layers of docs/architecture.md
 	$(RUN) ruff format --check app tests migrations bench
 	$(RUN) ruff check app tests migrations bench
+	$(RUN) lint-imports --no-cache
 
 .PHONY: typecheck
 typecheck: deps ## mypy --strict on app, tests and migrations

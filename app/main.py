@@ -1,6 +1,11 @@
-"""The ASGI application: `app.main:app`, built by `create_app(settings)`."""
+"""The composition root: `create_app(settings)` wires the platform, the domains
+and operations together, and `app.main:app` is what ASGI servers run."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypedDict
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -8,18 +13,16 @@ from fastapi.middleware.gzip import GZipMiddleware
 from starlette.types import Receive, Scope, Send
 
 from app import models  # noqa: F401  (every mapper configured before first use)
+from app.auth.dependencies import AuthServices, create_auth_services
 from app.auth.router import router as auth_router
-from app.core import diagnostics, health
-from app.core.cache import CacheMetrics
-from app.core.config import Settings
-from app.core.errors import install_error_handlers
-from app.core.lifecycle import LoopLagMonitor
-from app.core.logging import configure_logging
-from app.core.metrics import PoolCollector, create_registry, install_http_metrics
-from app.core.middleware import RequestContextMiddleware
-from app.core.redis import RedisMetrics
-from app.core.resources import lifespan
+from app.ops import diagnostics, health
 from app.orders.router import router as orders_router
+from app.platform.config import Settings
+from app.platform.error_handlers import install_error_handlers
+from app.platform.logging import configure_logging
+from app.platform.metrics import Telemetry, install_http_metrics
+from app.platform.middleware import RequestContextMiddleware
+from app.platform.state import Platform, open_platform
 from app.products.router import router as products_router
 from app.stats.router import router as stats_router
 from app.users.router import router as users_router
@@ -27,25 +30,36 @@ from app.users.router import router as users_router
 API_VERSION = "1.0.0"
 
 
+class AppState(TypedDict):
+    """The lifespan state: built once at startup, handed by Starlette to every
+    request (`request.state.platform`, `request.state.auth`)."""
+
+    platform: Platform
+    auth: AuthServices
+
+
+def _lifespan(settings: Settings, telemetry: Telemetry) -> Callable[[FastAPI], AbstractAsyncContextManager[AppState]]:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
+        async with open_platform(settings, telemetry) as platform:
+            yield AppState(platform=platform, auth=await create_auth_services(platform))
+
+    return lifespan
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    telemetry = Telemetry()
     docs = settings.docs_enabled
     app = FastAPI(
         title="Storefront API",
         version=API_VERSION,
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, telemetry),
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
     )
-    app.state.settings = settings
-    registry = create_registry()
-    app.state.registry = registry
-    app.state.loop_lag_monitor = LoopLagMonitor(registry)
-    app.state.cache_metrics = CacheMetrics(registry)
-    app.state.redis_metrics = RedisMetrics(registry)
-    registry.register(PoolCollector(lambda: getattr(getattr(app.state, "resources", None), "engine", None)))
 
     install_error_handlers(app)
     app.include_router(health.router)
@@ -68,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID", "X-Cache", "Location", "Retry-After"],
         )
-    install_http_metrics(app, registry)
+    install_http_metrics(app, telemetry.registry)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -1,6 +1,6 @@
 """Side-by-side benchmark of the service against a raw baseline.
 
-Method (shared/docs/performance.md): every target runs at once, each server
+Method: every target runs at once, each server
 pinned to core 0 and wrk to core 1; targets alternate in rounds (A B C A B C
 ...), and the report gives the median of the per-round ratios to the
 baseline, with req/s, p50/p99, errors and RSS. Absolute numbers drift on

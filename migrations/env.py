@@ -16,8 +16,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import models  # noqa: F401  (registers every table on Base.metadata)
-from app.core.config import Settings
-from app.core.db import Base, SQLiteCents, UTCDateTime
+from app.platform.config import Settings
+from app.platform.database import Base, UTCDateTime
+from app.products.money import SQLiteCents
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("skip_logging_config"):

@@ -1,26 +1,81 @@
+"""Auth's services and the FastAPI dependencies every router uses:
+the current user, and the attempt limits of logins and registrations."""
+
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Form, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from app.auth import service
-from app.core.db import SessionDep
-from app.core.resources import ResourcesDep
+from app.auth.passwords import PasswordHasher
+from app.auth.ratelimit import RateLimiter, client_address
+from app.auth.tokens import TokenCodec
+from app.platform.session import SessionDep
+from app.platform.state import Platform, PlatformDep
 from app.users.models import User
+
+
+@dataclass
+class AuthServices:
+    hasher: PasswordHasher
+    tokens: TokenCodec
+    limiter: RateLimiter
+
+
+async def create_auth_services(platform: Platform) -> AuthServices:
+    """Built once at startup by the composition root (app/main.py)."""
+    settings = platform.settings
+    hasher = PasswordHasher(settings)
+    await hasher.warm_up()
+    return AuthServices(
+        hasher=hasher,
+        tokens=TokenCodec(settings),
+        limiter=RateLimiter(platform.redis, enabled=settings.rate_limit_enabled),
+    )
+
+
+async def get_auth(request: Request) -> AuthServices:
+    auth: AuthServices = request.state.auth
+    return auth
+
+
+AuthDep = Annotated[AuthServices, Depends(get_auth)]
 
 # auto_error=False: a missing token is answered by our own 401 problem+json
 # (with WWW-Authenticate: Bearer), not FastAPI's default body.
 bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
-async def get_current_user(
-    session: SessionDep,
-    resources: ResourcesDep,
-    token: Annotated[str | None, Depends(bearer)],
-) -> User:
-    return await service.authenticate(session, resources.tokens, token)
+async def get_current_user(session: SessionDep, auth: AuthDep, token: Annotated[str | None, Depends(bearer)]) -> User:
+    return await service.authenticate(session, auth.tokens, token)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def limit_registrations(request: Request, auth: AuthDep, platform: PlatformDep) -> None:
+    """Registrations per client address (429 with Retry-After past the limit)."""
+    settings = platform.settings
+    await auth.limiter.check(
+        "register-address", client_address(request), settings.register_rate_limit, settings.register_rate_window_seconds
+    )
+
+
+async def limit_logins(
+    request: Request,
+    auth: AuthDep,
+    platform: PlatformDep,
+    username: Annotated[str, Form(min_length=1, max_length=320, description="Username or e-mail address")],
+) -> None:
+    """Login attempts per client address and per login name."""
+    settings = platform.settings
+    window = settings.login_rate_window_seconds
+    await auth.limiter.check("login-address", client_address(request), settings.login_rate_limit, window)
+    await auth.limiter.check("login-name", username.lower(), settings.login_rate_limit, window)
+
+
+RegistrationRateLimit = Depends(limit_registrations)
+LoginRateLimit = Depends(limit_logins)

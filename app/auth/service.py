@@ -8,27 +8,21 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import repository
+from app.auth.exceptions import (
+    InvalidAccessToken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    NotAuthenticated,
+    RefreshTokenReused,
+)
 from app.auth.models import RefreshToken, TokenFamily
+from app.auth.passwords import PasswordHasher
 from app.auth.schemas import TokenPair
-from app.core.config import Settings
-from app.core.db import utcnow
-from app.core.errors import Unauthorized
-from app.core.security import InvalidToken, PasswordHasher, TokenCodec, token_digest
+from app.auth.tokens import InvalidToken, TokenCodec, token_digest
+from app.platform.config import Settings
+from app.platform.database import utcnow
 from app.users import repository as users
 from app.users.models import User
-
-BAD_CREDENTIALS = "Incorrect username or password"
-BAD_REFRESH_TOKEN = "Invalid or expired refresh token"
-
-
-class RefreshTokenReused(Unauthorized):
-    """A used-up refresh token came back: it was probably stolen. The family is
-    revoked and that revocation must be committed although the request fails."""
-
-    keep_changes = True
-
-    def __init__(self) -> None:
-        super().__init__(BAD_REFRESH_TOKEN)
 
 
 async def login(
@@ -38,10 +32,10 @@ async def login(
     if user is None:
         # Same work and same answer as a wrong password: no user enumeration.
         await hasher.burn_time(password)
-        raise Unauthorized(BAD_CREDENTIALS)
+        raise InvalidCredentials()
     valid, upgraded_hash = await hasher.verify(password, user.password_hash)
     if not valid or not user.is_active:
-        raise Unauthorized(BAD_CREDENTIALS)
+        raise InvalidCredentials()
     if upgraded_hash is not None:
         user.password_hash = upgraded_hash
     family = TokenFamily(id=uuid.uuid4().hex, user_id=user.id)
@@ -53,7 +47,7 @@ async def refresh(session: AsyncSession, codec: TokenCodec, settings: Settings, 
     try:
         claims = codec.decode(raw_token, "refresh")
     except InvalidToken as exc:
-        raise Unauthorized(BAD_REFRESH_TOKEN) from exc
+        raise InvalidRefreshToken() from exc
     digest = token_digest(raw_token)
     now = utcnow()
     family_id = await repository.consume(session, digest, now)
@@ -62,10 +56,10 @@ async def refresh(session: AsyncSession, codec: TokenCodec, settings: Settings, 
         if stored is not None and stored.used_at is not None:
             await repository.revoke_family(session, stored.family_id, now, reason="reuse")
             raise RefreshTokenReused()
-        raise Unauthorized(BAD_REFRESH_TOKEN)
+        raise InvalidRefreshToken()
     user = await users.get(session, int(claims["sub"]))
     if user is None or not user.is_active:
-        raise Unauthorized(BAD_REFRESH_TOKEN)
+        raise InvalidRefreshToken()
     return await _issue_pair(session, codec, settings, user, family_id)
 
 
@@ -99,12 +93,12 @@ async def _issue_pair(
 async def authenticate(session: AsyncSession, codec: TokenCodec, token: str | None) -> User:
     """The user behind a bearer access token, or 401."""
     if not token:
-        raise Unauthorized()
+        raise NotAuthenticated()
     try:
         claims = codec.decode(token, "access")
     except InvalidToken as exc:
-        raise Unauthorized("Invalid or expired token") from exc
+        raise InvalidAccessToken() from exc
     user = await users.get(session, int(claims["sub"]))
     if user is None or not user.is_active:
-        raise Unauthorized("Invalid or expired token")
+        raise InvalidAccessToken()
     return user

@@ -6,7 +6,8 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.core.db import Base, UTCDateTime, money_type, utcnow
+from app.platform.database import Base, UTCDateTime, utcnow
+from app.products.money import money_column
 
 CREATED = "created"
 CANCELLED = "cancelled"
@@ -24,7 +25,7 @@ class Order(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     status: Mapped[str] = mapped_column(String(16), default=CREATED)
-    total: Mapped[Decimal] = mapped_column(money_type(14))
+    total: Mapped[Decimal] = mapped_column(money_column(14))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     # SHA-256 of the normalised request, to refuse a key reused for another order.
     request_hash: Mapped[str | None] = mapped_column(String(64))
@@ -49,7 +50,7 @@ class OrderItem(Base):
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     # As they were when the order was placed: later product edits leave orders alone.
     name: Mapped[str] = mapped_column(String(200))
-    unit_price: Mapped[Decimal] = mapped_column(money_type(12))
+    unit_price: Mapped[Decimal] = mapped_column(money_column(12))
     quantity: Mapped[int]
 
 

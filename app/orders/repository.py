@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,10 +62,3 @@ async def items_of(session: AsyncSession, order_id: int) -> list[OrderItem]:
         select(OrderItem).where(OrderItem.order_id == order_id).order_by(OrderItem.product_id)
     )
     return list(result.scalars())
-
-
-async def totals(session: AsyncSession) -> tuple[int, Decimal]:
-    """Number of orders, and revenue from the ones not cancelled."""
-    revenue = func.coalesce(func.sum(Order.total).filter(Order.status == CREATED), 0)
-    row = (await session.execute(select(func.count(Order.id), revenue))).one()
-    return int(row[0]), Decimal(row[1])

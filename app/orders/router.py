@@ -2,19 +2,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from app.auth.dependencies import CurrentUser
-from app.core.db import SessionDep
-from app.core.resources import ResourcesDep
-from app.core.schemas import LimitQuery, OffsetQuery, Page, problems
 from app.orders import service
 from app.orders.models import Order
 from app.orders.schemas import OrderCreate, OrderOut
+from app.platform.schemas import IdPath, Page, PageQuery, problems
+from app.platform.session import SessionDep
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
-OrderId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -34,11 +32,10 @@ async def create_order(
     data: OrderCreate,
     user: CurrentUser,
     session: SessionDep,
-    resources: ResourcesDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Order:
-    order, replayed = await service.place(session, resources.cache, user, data, idempotency_key)
+    order, replayed = await service.place(session, user, data, idempotency_key)
     response.headers["Location"] = f"/orders/{order.id}"
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -46,18 +43,18 @@ async def create_order(
 
 
 @router.get("/", response_model=Page[OrderOut], responses=problems(401, 422, 503))
-async def list_orders(
-    user: CurrentUser, session: SessionDep, limit: LimitQuery = 20, offset: OffsetQuery = 0
-) -> Page[OrderOut]:
-    orders, total = await service.page(session, user, limit, offset)
-    return Page[OrderOut](items=[OrderOut.model_validate(o) for o in orders], total=total, limit=limit, offset=offset)
+async def list_orders(user: CurrentUser, session: SessionDep, query: Annotated[PageQuery, Query()]) -> Page[OrderOut]:
+    orders, total = await service.page(session, user, query)
+    return Page[OrderOut](
+        items=[OrderOut.model_validate(o) for o in orders], total=total, limit=query.limit, offset=query.offset
+    )
 
 
 @router.get("/{order_id}", response_model=OrderOut, responses=problems(401, 404, 422, 503))
-async def read_order(order_id: OrderId, user: CurrentUser, session: SessionDep) -> Order:
+async def read_order(order_id: IdPath, user: CurrentUser, session: SessionDep) -> Order:
     return await service.get(session, user, order_id)
 
 
 @router.post("/{order_id}/cancel", response_model=OrderOut, responses=problems(401, 404, 409, 422, 503))
-async def cancel_order(order_id: OrderId, user: CurrentUser, session: SessionDep, resources: ResourcesDep) -> Order:
-    return await service.cancel(session, resources.cache, user, order_id)
+async def cancel_order(order_id: IdPath, user: CurrentUser, session: SessionDep) -> Order:
+    return await service.cancel(session, user, order_id)

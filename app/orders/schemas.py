@@ -5,15 +5,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.core.money import Money
-
-ProductId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+from app.platform.schemas import Id
+from app.products.money import Money
 
 
 class OrderItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    product_id: ProductId
+    product_id: Id
     quantity: Annotated[int, Field(ge=1, le=1000)]
 
 

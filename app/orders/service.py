@@ -10,28 +10,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.core.cache import Cache
-from app.core.db import utcnow
-from app.core.errors import AppError, Conflict, NotFound
 from app.orders import repository
+from app.orders.exceptions import (
+    IdempotencyKeyReused,
+    InsufficientStock,
+    OrderedProductNotFound,
+    OrderNotCancellable,
+    OrderNotFound,
+)
 from app.orders.models import CREATED, Order, OrderItem
 from app.orders.schemas import OrderCreate
+from app.platform.database import utcnow
+from app.platform.schemas import PageQuery
 from app.products import repository as products
-from app.products.service import invalidate_products
-from app.stats.service import invalidate_stats
 from app.users.models import User
-
-NOT_FOUND = "Order not found"
-
-
-class IdempotencyKeyReused(AppError):
-    """The IETF Idempotency-Key draft answers 422 to a key sent again with a
-    different request."""
-
-    status_code = 422
-
-    def __init__(self) -> None:
-        super().__init__("This Idempotency-Key was already used for a different request")
 
 
 def _fingerprint(data: OrderCreate) -> str:
@@ -46,7 +38,7 @@ def _replay(order: Order, fingerprint: str) -> Order:
 
 
 async def place(
-    session: AsyncSession, cache: Cache, user: User, data: OrderCreate, idempotency_key: str | None
+    session: AsyncSession, user: User, data: OrderCreate, idempotency_key: str | None
 ) -> tuple[Order, bool]:
     """Creates the order and takes its stock in one transaction.
 
@@ -89,8 +81,8 @@ async def place(
         if taken is None:
             # Raising rolls the whole transaction back: nothing was taken.
             if not await products.live_ids(session, [line.product_id]):
-                raise NotFound(f"Product {line.product_id} not found")
-            raise Conflict(f"Insufficient stock for product {line.product_id}")
+                raise OrderedProductNotFound(line.product_id)
+            raise InsufficientStock(line.product_id)
         items.append(
             OrderItem(
                 order_id=order.id,
@@ -104,30 +96,26 @@ async def place(
     session.add_all(items)
     await session.flush()
     set_committed_value(order, "items", items)
-    invalidate_products(session, cache, [item.product_id for item in items])
-    invalidate_stats(session, cache)
     return order, False
 
 
 async def get(session: AsyncSession, user: User, order_id: int) -> Order:
     order = await repository.get_owned(session, order_id, user.id)
-    if order is None:  # someone else's order is as unknown as a missing one
-        raise NotFound(NOT_FOUND)
+    if order is None:
+        raise OrderNotFound()
     return order
 
 
-async def page(session: AsyncSession, user: User, limit: int, offset: int) -> tuple[list[Order], int]:
-    return await repository.page(session, user.id, limit, offset)
+async def page(session: AsyncSession, user: User, query: PageQuery) -> tuple[list[Order], int]:
+    return await repository.page(session, user.id, query.limit, query.offset)
 
 
-async def cancel(session: AsyncSession, cache: Cache, user: User, order_id: int) -> Order:
+async def cancel(session: AsyncSession, user: User, order_id: int) -> Order:
     now = utcnow()
     if not await repository.mark_cancelled(session, order_id, user.id, now):
         await get(session, user, order_id)  # 404 when not the caller's
-        raise Conflict("Only an order in status 'created' can be cancelled")
+        raise OrderNotCancellable()
     items = await repository.items_of(session, order_id)
     for item in items:  # ordered by product id, like place()
         await products.give_back_stock(session, item.product_id, item.quantity, now)
-    invalidate_products(session, cache, [item.product_id for item in items])
-    invalidate_stats(session, cache)
     return await get(session, user, order_id)

@@ -6,7 +6,8 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, UTCDateTime, money_type, utcnow
+from app.platform.database import Base, UTCDateTime, utcnow
+from app.products.money import money_column
 
 
 class Product(Base):
@@ -20,7 +21,7 @@ class Product(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
-    price: Mapped[Decimal] = mapped_column(money_type(12))
+    price: Mapped[Decimal] = mapped_column(money_column(12))
     stock: Mapped[int] = mapped_column(default=0)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -48,12 +48,12 @@ def _filtered(statement: Select[Product], filters: ProductFilters) -> Select[Pro
     return statement
 
 
-async def page(session: AsyncSession, filters: ProductFilters, limit: int, offset: int) -> tuple[list[Product], int]:
+async def page(session: AsyncSession, filters: ProductFilters) -> tuple[list[Product], int]:
     base = _filtered(select(Product), filters)
     total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
-    if total <= offset:
+    if total <= filters.offset:
         return [], total
-    rows = await session.execute(base.order_by(*_ORDERING[filters.sort]).limit(limit).offset(offset))
+    rows = await session.execute(base.order_by(*_ORDERING[filters.sort]).limit(filters.limit).offset(filters.offset))
     return list(rows.scalars()), total
 
 
@@ -89,7 +89,3 @@ async def give_back_stock(session: AsyncSession, product_id: int, quantity: int,
 async def live_ids(session: AsyncSession, product_ids: list[int]) -> set[int]:
     result = await session.execute(select(Product.id).where(Product.id.in_(product_ids), _live()))
     return set(result.scalars())
-
-
-async def count_live(session: AsyncSession) -> int:
-    return (await session.execute(select(func.count()).select_from(Product).where(_live()))).scalar_one()

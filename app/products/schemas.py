@@ -7,13 +7,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from app.core.money import Money, Price
-from app.core.schemas import NoControlChars
+from app.platform.schemas import INT32_MAX, NoControlChars, PageQuery
+from app.products.money import Money, Price
 
 # Constraints first (on the stripped text), then the control-character check.
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControlChars]
 Description = Annotated[str, StringConstraints(max_length=5000), NoControlChars]
-Stock = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Stock = Annotated[int, Field(ge=0, le=INT32_MAX)]
 
 
 class ProductCreate(BaseModel):
@@ -64,8 +64,26 @@ class ProductSort(StrEnum):
     NAME = "name"
 
 
-class ProductFilters(BaseModel):
-    q: Annotated[str, StringConstraints(max_length=200), NoControlChars] | None = None
-    min_price: Decimal | None = None
-    max_price: Decimal | None = None
+# Query filters: non-negative, at most 2 decimals, below the largest price.
+PriceFilter = Annotated[Decimal, Field(ge=0, lt=10**9, max_digits=11, decimal_places=2, allow_inf_nan=False)]
+
+
+SearchText = Annotated[
+    str, StringConstraints(max_length=200), NoControlChars, Field(description="Name contains (case-insensitive)")
+]
+
+
+class ProductFilters(PageQuery):
+    """The query of GET /products/, validated as one model so every rule,
+    the price range included, answers 422 like any other bad input."""
+
+    q: SearchText | None = None
+    min_price: PriceFilter | None = None
+    max_price: PriceFilter | None = None
     sort: ProductSort = ProductSort.CREATED_DESC
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> ProductFilters:
+        if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
+            raise ValueError("min_price must not exceed max_price")
+        return self

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from app.core.money import Money
+from app.products.money import Money
 
 
 class StatsOut(BaseModel):

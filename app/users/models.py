@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Index, String, func, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, UTCDateTime, utcnow
+from app.platform.database import Base, UTCDateTime, utcnow
 
 
 class User(Base):

@@ -1,44 +1,39 @@
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, BackgroundTasks, Response, status
 
-from fastapi import APIRouter, BackgroundTasks, Path, Request, Response, status
-
-from app.auth.dependencies import CurrentUser
-from app.core.db import SessionDep
-from app.core.email import send_quietly
-from app.core.ratelimit import client_address
-from app.core.resources import ResourcesDep
-from app.core.schemas import problems
+from app.auth.dependencies import AuthDep, CurrentUser, RegistrationRateLimit
+from app.platform.email import send_quietly
+from app.platform.schemas import IdPath, problems
+from app.platform.session import SessionDep
+from app.platform.state import PlatformDep
 from app.users import service
 from app.users.models import User
 from app.users.schemas import UserCreate, UserOut
 
 router = APIRouter(prefix="/users", tags=["users"])
 
-UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-
 
 @router.post(
-    "/", status_code=status.HTTP_201_CREATED, response_model=UserOut, responses=problems(409, 413, 422, 429, 503)
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses=problems(409, 413, 422, 429, 503),
+    dependencies=[RegistrationRateLimit],
 )
 async def register(
     data: UserCreate,
-    request: Request,
     session: SessionDep,
-    resources: ResourcesDep,
+    auth: AuthDep,
+    platform: PlatformDep,
     response: Response,
     background: BackgroundTasks,
 ) -> User:
-    settings = resources.settings
-    await resources.limiter.check(
-        "register-address", client_address(request), settings.register_rate_limit, settings.register_rate_window_seconds
-    )
-    user = await service.register(session, resources.hasher, resources.cache, data)
+    user = await service.register(session, data, auth.hasher.hash)
     response.headers["Location"] = f"/users/{user.id}"
     # Background tasks run after the response is sent, and the session commits
     # before it is sent: the e-mail never announces an account that was rolled back.
-    background.add_task(send_quietly, resources.email, service.welcome_email(user))
+    background.add_task(send_quietly, platform.email, service.welcome_email(user))
     return user
 
 
@@ -48,5 +43,5 @@ async def read_me(user: CurrentUser) -> User:
 
 
 @router.get("/{user_id}", response_model=UserOut, responses=problems(404, 422))
-async def read_user(user_id: UserId, session: SessionDep) -> User:
+async def read_user(user_id: IdPath, session: SessionDep) -> User:
     return await service.get(session, user_id)

@@ -248,7 +248,7 @@ def test_migration_job_and_schema_wait(rendered: Render) -> None:
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     init = one(manifests, "Deployment")["spec"]["template"]["spec"]["initContainers"]
     assert [c["name"] for c in init] == ["wait-for-schema"]
-    assert init[0]["command"][:4] == ["python3", "-m", "app.core.migrations", "wait"]
+    assert init[0]["command"][:4] == ["python3", "-m", "app.ops.schema", "wait"]
 
 
 def test_network_policies_let_only_the_api_reach_the_data_stores(rendered: Render) -> None:
@@ -300,7 +300,7 @@ def test_the_app_accepts_the_rendered_configuration(
 ) -> None:
     """The ConfigMap, read by the app's own Settings: a value Helm renders in a
     form pydantic refuses (1.2096e+06 for an integer) fails here, not in a pod."""
-    from app.core.config import Settings
+    from app.platform.config import Settings
 
     config = one(rendered(values), "ConfigMap")["data"]
     for name, value in config.items():

@@ -12,17 +12,16 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from pytest_postgresql.janitor import DatabaseJanitor
 from pytest_redis import factories
 from pytest_redis.executor import RedisExecutor
 from sqlalchemy.engine import URL
 
-from app.core.config import Settings
-from app.core.resources import Resources
-from app.main import create_app
+from app.auth.dependencies import AuthServices
+from app.platform.config import Settings
+from app.platform.state import Platform
 from tests.conftest import make_settings
+from tests.support.app import Started, started
 from tests.support.servers import PG_USER, PostgresServer, migrate, postgres_server
 
 TEMPLATE_DB = "storefront_template"
@@ -78,21 +77,24 @@ def settings(database_url: URL, redis_url: str, settings_overrides: dict[str, An
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
-    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
-        yield application
+async def app(settings: Settings) -> AsyncIterator[Started]:
+    async with started(settings) as running:
+        yield running
 
 
 @pytest.fixture
-def resources(app: FastAPI) -> Resources:
-    result: Resources = app.state.resources
-    return result
+def platform(app: Started) -> Platform:
+    return app.state["platform"]
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+def auth(app: Started) -> AuthServices:
+    return app.state["auth"]
+
+
+@pytest.fixture
+async def client(app: Started) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app.asgi)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http
 
@@ -100,10 +102,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @asynccontextmanager
 async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A client for an app instance of its own (started and stopped here)."""
-    application = create_app(settings)
     async with (
-        LifespanManager(application, startup_timeout=30, shutdown_timeout=30),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://replica") as http,
+        started(settings) as running,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=running.asgi), base_url="http://replica") as http,
     ):
         yield http
 

@@ -9,8 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app.core.db import utcnow
-from app.core.resources import Resources
+from app.auth.dependencies import AuthServices
+from app.platform.database import utcnow
+from app.platform.state import Platform
 from tests.support.api import PASSWORD, account, login, register
 
 
@@ -42,18 +43,18 @@ async def test_unknown_user_and_wrong_password_get_the_same_answer(client: httpx
 
 
 async def test_unknown_user_login_still_runs_a_password_verification(
-    client: httpx.AsyncClient, resources: Resources, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, auth: AuthServices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Equal work, not just equal words: the unknown-user path verifies against
     a dummy hash, so response time does not reveal whether a user exists."""
     calls: list[str] = []
-    original = resources.hasher.burn_time
+    original = auth.hasher.burn_time
 
     async def spy(password: str) -> None:
         calls.append(password)
         await original(password)
 
-    monkeypatch.setattr(resources.hasher, "burn_time", spy)
+    monkeypatch.setattr(auth.hasher, "burn_time", spy)
     assert (await login(client, "ghost-user", "whatever-password")).status_code == 401
     assert calls == ["whatever-password"]
 
@@ -95,7 +96,7 @@ async def test_refresh_rotates_the_pair_and_uses_up_the_old_token(client: httpx.
 
 
 async def test_reusing_a_used_token_revokes_the_whole_family_durably(
-    client: httpx.AsyncClient, resources: Resources
+    client: httpx.AsyncClient, platform: Platform
 ) -> None:
     me = await account(client)
     rotated = (await client.post("/auth/refresh", json={"refresh_token": me.refresh_token})).json()
@@ -107,7 +108,7 @@ async def test_reusing_a_used_token_revokes_the_whole_family_durably(
     # The newest token of that login, never used, is dead too.
     descendant = await client.post("/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
     assert descendant.status_code == 401
-    async with resources.engine.connect() as connection:
+    async with platform.engine.connect() as connection:
         rows = (
             await connection.execute(
                 text("SELECT revoked_at, revoked_reason FROM token_families WHERE user_id = :id"), {"id": me.id}
@@ -129,7 +130,7 @@ async def test_reuse_in_one_login_leaves_other_logins_alone(client: httpx.AsyncC
 
 
 async def test_concurrent_refresh_with_one_token_exactly_one_wins(
-    client: httpx.AsyncClient, resources: Resources
+    client: httpx.AsyncClient, platform: Platform
 ) -> None:
     """Reliability matrix #17: 1x200 + 1x401, and the family is revoked in the DB."""
     me = await account(client)
@@ -137,16 +138,16 @@ async def test_concurrent_refresh_with_one_token_exactly_one_wins(
         *(client.post("/auth/refresh", json={"refresh_token": me.refresh_token}) for _ in range(2))
     )
     assert sorted(r.status_code for r in responses) == [200, 401]
-    async with resources.engine.connect() as connection:
+    async with platform.engine.connect() as connection:
         revoked = (
             await connection.execute(text("SELECT revoked_at FROM token_families WHERE user_id = :id"), {"id": me.id})
         ).scalar_one()
     assert revoked is not None
 
 
-async def test_expired_refresh_token_is_401(client: httpx.AsyncClient, resources: Resources) -> None:
+async def test_expired_refresh_token_is_401(client: httpx.AsyncClient, platform: Platform) -> None:
     me = await account(client)
-    async with resources.engine.begin() as connection:
+    async with platform.engine.begin() as connection:
         await connection.execute(
             text("UPDATE refresh_tokens SET expires_at = :past"), {"past": utcnow() - timedelta(seconds=1)}
         )
@@ -154,9 +155,9 @@ async def test_expired_refresh_token_is_401(client: httpx.AsyncClient, resources
     assert response.status_code == 401
 
 
-async def test_refresh_tokens_are_stored_hashed(client: httpx.AsyncClient, resources: Resources) -> None:
+async def test_refresh_tokens_are_stored_hashed(client: httpx.AsyncClient, platform: Platform) -> None:
     me = await account(client)
-    async with resources.engine.connect() as connection:
+    async with platform.engine.connect() as connection:
         stored = (await connection.execute(text("SELECT token_hash FROM refresh_tokens"))).scalars().all()
     assert len(stored) == 1
     assert me.refresh_token not in stored[0]

@@ -10,7 +10,7 @@ import pytest
 from pytest_redis.executor import RedisExecutor
 from sqlalchemy import event
 
-from app.core.resources import Resources
+from app.platform.state import Platform
 from tests.support.api import account, create_product, place_order
 
 
@@ -37,7 +37,7 @@ async def test_reads_after_writes_are_never_stale(client: httpx.AsyncClient) -> 
         assert (await client.get(url)).json()["stock"] == 1000 - round_
 
 
-async def test_many_concurrent_misses_compute_once(client: httpx.AsyncClient, resources: Resources) -> None:
+async def test_many_concurrent_misses_compute_once(client: httpx.AsyncClient, platform: Platform) -> None:
     owner = await account(client)
     product = await create_product(client, owner)
     reads: list[str] = []
@@ -46,11 +46,11 @@ async def test_many_concurrent_misses_compute_once(client: httpx.AsyncClient, re
         if "FROM products" in statement:
             reads.append(statement)
 
-    event.listen(resources.engine.sync_engine, "before_cursor_execute", count_product_reads)
+    event.listen(platform.engine.sync_engine, "before_cursor_execute", count_product_reads)
     try:
         responses = await asyncio.gather(*(client.get(f"/products/{product['id']}") for _ in range(50)))
     finally:
-        event.remove(resources.engine.sync_engine, "before_cursor_execute", count_product_reads)
+        event.remove(platform.engine.sync_engine, "before_cursor_execute", count_product_reads)
     assert {r.status_code for r in responses} == {200}
     assert len(reads) == 1
 
@@ -124,7 +124,7 @@ async def test_a_write_on_one_replica_reaches_the_others_cache(
 
 
 async def test_concurrent_misses_on_two_replicas_compute_once(
-    client: httpx.AsyncClient, replica: httpx.AsyncClient, resources: Resources
+    client: httpx.AsyncClient, replica: httpx.AsyncClient, platform: Platform
 ) -> None:
     owner = await account(client)
     product = await create_product(client, owner)

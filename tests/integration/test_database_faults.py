@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.pool import QueuePool
 
-from app.core.resources import Resources
+from app.platform.state import Platform
 from tests.conftest import make_settings
 from tests.integration.conftest import app_client
 from tests.support.api import new_user_payload
@@ -24,9 +24,9 @@ class TestPoolExhaustion:
         return {"diagnostic_routes": True, "db_pool_size": 2, "db_max_overflow": 0, "db_pool_timeout": 0.5}
 
     async def test_excess_requests_get_a_quick_503_and_nothing_leaks(
-        self, client: httpx.AsyncClient, resources: Resources
+        self, client: httpx.AsyncClient, platform: Platform
     ) -> None:
-        pool = resources.engine.pool
+        pool = platform.engine.pool
         assert isinstance(pool, QueuePool)
         holders = [
             asyncio.create_task(client.get("/_diag/sleep", params={"seconds": 2, "hold_db": True})) for _ in range(2)
@@ -48,7 +48,7 @@ class TestPoolExhaustion:
         assert (await client.get("/readyz")).status_code == 200
 
         assert [r.status_code for r in await asyncio.gather(*holders)] == [200, 200]
-        pool = resources.engine.pool
+        pool = platform.engine.pool
         assert isinstance(pool, QueuePool)
         assert pool.checkedout() == 0
         assert (await client.get("/users/1")).status_code == 404
@@ -100,9 +100,9 @@ async def test_postgres_restart_is_503_then_recovers(
     assert (await private_client.get("/readyz")).status_code == 200
 
 
-async def test_connections_carry_the_application_name(client: httpx.AsyncClient, resources: Resources) -> None:
+async def test_connections_carry_the_application_name(client: httpx.AsyncClient, platform: Platform) -> None:
     """Operators count the API's connections in pg_stat_activity by this name."""
-    async with resources.engine.connect() as connection:
+    async with platform.engine.connect() as connection:
         name = (await connection.execute(text("SELECT current_setting('application_name')"))).scalar_one()
         timeout = (await connection.execute(text("SELECT current_setting('statement_timeout')"))).scalar_one()
     assert name == "storefront-api"

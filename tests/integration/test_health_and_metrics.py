@@ -6,7 +6,7 @@ import httpx
 from fastapi import FastAPI
 from pytest_redis.executor import RedisExecutor
 
-from app.core.resources import Resources
+from app.platform.state import Platform
 
 
 async def test_health_and_livez(client: httpx.AsyncClient) -> None:
@@ -30,8 +30,8 @@ async def test_redis_down_degrades_but_stays_ready(client: httpx.AsyncClient, re
     assert (await client.get("/readyz")).json()["checks"]["cache"] == "ok"
 
 
-async def test_readyz_is_503_once_shutdown_starts(client: httpx.AsyncClient, resources: Resources) -> None:
-    resources.shutdown.shutting_down = True
+async def test_readyz_is_503_once_shutdown_starts(client: httpx.AsyncClient, platform: Platform) -> None:
+    platform.shutdown.shutting_down = True
     response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import event, text
 
-from app.core.resources import Resources
+from app.platform.state import Platform
 from tests.support.api import Account, account, create_product, place_order
 
 ORDER_FIELDS = {"id", "user_id", "status", "total", "items", "created_at"}
@@ -44,7 +44,7 @@ async def test_order_takes_stock_and_totals_exactly(client: httpx.AsyncClient) -
     assert await _stock(client, book) == 3
 
 
-async def test_insufficient_stock_is_409_and_changes_nothing(client: httpx.AsyncClient, resources: Resources) -> None:
+async def test_insufficient_stock_is_409_and_changes_nothing(client: httpx.AsyncClient, platform: Platform) -> None:
     owner, buyer = await account(client), await account(client)
     plenty = await create_product(client, owner, stock=100)
     scarce = await create_product(client, owner, stock=1)
@@ -55,7 +55,7 @@ async def test_insufficient_stock_is_409_and_changes_nothing(client: httpx.Async
     assert response.headers["content-type"] == "application/problem+json"
     assert await _stock(client, plenty) == 100
     assert await _stock(client, scarce) == 1
-    async with resources.engine.connect() as connection:
+    async with platform.engine.connect() as connection:
         assert (await connection.execute(text("SELECT count(*) FROM orders"))).scalar_one() == 0
 
 
@@ -232,33 +232,31 @@ async def test_failed_first_attempt_leaves_the_key_usable(client: httpx.AsyncCli
     assert (await place_order(client, buyer, [(product["id"], 2)], key="k")).status_code == 201
 
 
-async def _queries_to_list_orders(client: httpx.AsyncClient, resources: Resources, buyer: Account) -> int:
+async def _queries_to_list_orders(client: httpx.AsyncClient, platform: Platform, buyer: Account) -> int:
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(statement)
 
-    event.listen(resources.engine.sync_engine, "before_cursor_execute", count)
+    event.listen(platform.engine.sync_engine, "before_cursor_execute", count)
     try:
         page = await client.get("/orders/", headers=buyer.headers, params={"limit": 100})
     finally:
-        event.remove(resources.engine.sync_engine, "before_cursor_execute", count)
+        event.remove(platform.engine.sync_engine, "before_cursor_execute", count)
     assert page.status_code == 200
     assert all(len(order["items"]) == 2 for order in page.json()["items"])
     return len(statements)
 
 
-async def test_listing_orders_takes_a_constant_number_of_queries(
-    client: httpx.AsyncClient, resources: Resources
-) -> None:
+async def test_listing_orders_takes_a_constant_number_of_queries(client: httpx.AsyncClient, platform: Platform) -> None:
     owner, buyer = await account(client), await account(client)
     a = await create_product(client, owner, stock=1000)
     b = await create_product(client, owner, stock=1000)
     await place_order(client, buyer, [(a["id"], 1), (b["id"], 1)])
-    with_one = await _queries_to_list_orders(client, resources, buyer)
+    with_one = await _queries_to_list_orders(client, platform, buyer)
     for _ in range(15):
         await place_order(client, buyer, [(a["id"], 1), (b["id"], 1)])
-    with_sixteen = await _queries_to_list_orders(client, resources, buyer)
+    with_sixteen = await _queries_to_list_orders(client, platform, buyer)
 
     assert with_one == with_sixteen
     assert with_sixteen <= 4  # caller, count, orders, items (selectinload)

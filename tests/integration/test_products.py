@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from app.core.resources import Resources
+from app.platform.state import Platform
 from tests.support.api import account, create_product, place_order
 
 PRODUCT_FIELDS = {"id", "name", "description", "price", "stock", "owner_id", "created_at", "updated_at"}
@@ -71,18 +71,18 @@ BAD_PRODUCTS: dict[str, dict[str, Any]] = {
 
 
 @pytest.mark.parametrize("payload", BAD_PRODUCTS.values(), ids=BAD_PRODUCTS.keys())
-async def test_invalid_product_is_422(client: httpx.AsyncClient, resources: Resources, payload: dict[str, Any]) -> None:
+async def test_invalid_product_is_422(client: httpx.AsyncClient, platform: Platform, payload: dict[str, Any]) -> None:
     owner = await account(client)
     response = await client.post("/products/", json=payload, headers=owner.headers)
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
-    async with resources.engine.connect() as connection:
+    async with platform.engine.connect() as connection:
         assert (await connection.execute(text("SELECT count(*) FROM products"))).scalar_one() == 0
 
 
 @pytest.mark.parametrize(("price", "stock"), [(0, 1), (1, -1)])
 async def test_database_checks_back_the_validation(
-    client: httpx.AsyncClient, resources: Resources, price: int, stock: int
+    client: httpx.AsyncClient, platform: Platform, price: int, stock: int
 ) -> None:
     owner = await account(client)
     insert = text(
@@ -90,7 +90,7 @@ async def test_database_checks_back_the_validation(
         " VALUES ('x', :price, :stock, :owner, now(), now())"
     )
     with pytest.raises(IntegrityError):
-        async with resources.engine.begin() as connection:
+        async with platform.engine.begin() as connection:
             await connection.execute(insert, {"price": price, "stock": stock, "owner": owner.id})
 
 

@@ -1,4 +1,4 @@
-"""`python -m app.core.migrations wait`: what API pods run before starting."""
+"""`python -m app.ops.schema wait`: what API pods run before starting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy.engine import URL
 
-from app.core.migrations import head_revision, wait_for_head
+from app.ops.schema import head_revision, wait_for_head
 from tests.conftest import make_settings
 from tests.support.servers import PG_USER, PostgresServer, migrate
 

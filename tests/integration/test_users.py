@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.core.resources import Resources
+from app.platform.state import Platform
 from tests.support.api import PASSWORD, account, new_user_payload, register
 
 USER_FIELDS = {"id", "email", "username", "created_at", "is_active"}
@@ -31,9 +31,9 @@ async def test_register_returns_201_with_location_and_public_fields(client: http
     assert response.headers["location"] == f"/users/{body['id']}"
 
 
-async def test_password_is_stored_hashed_with_argon2id(client: httpx.AsyncClient, resources: Resources) -> None:
+async def test_password_is_stored_hashed_with_argon2id(client: httpx.AsyncClient, platform: Platform) -> None:
     user = await register(client)
-    async with resources.engine.connect() as connection:
+    async with platform.engine.connect() as connection:
         stored = (
             await connection.execute(text("SELECT password_hash FROM users WHERE id = :id"), {"id": user["id"]})
         ).scalar_one()
@@ -52,7 +52,7 @@ async def test_get_right_after_post_always_sees_the_new_row(client: httpx.AsyncC
 
 
 async def test_commit_happens_before_the_response_even_when_commit_is_slow(
-    client: httpx.AsyncClient, resources: Resources, settings: Any
+    client: httpx.AsyncClient, platform: Platform, settings: Any
 ) -> None:
     """Reliability matrix #4: with a commit slowed by 200 ms, an independent
     connection still sees the row as soon as the 201 arrives."""
@@ -63,7 +63,7 @@ async def test_commit_happens_before_the_response_even_when_commit_is_slow(
         commits += 1
         time.sleep(0.2)
 
-    event.listen(resources.engine.sync_engine, "commit", slow_commit)
+    event.listen(platform.engine.sync_engine, "commit", slow_commit)
     observer = create_async_engine(settings.sqlalchemy_url)
     try:
         for _ in range(5):
@@ -75,7 +75,7 @@ async def test_commit_happens_before_the_response_even_when_commit_is_slow(
                 )
                 assert found.scalar_one() == 1
     finally:
-        event.remove(resources.engine.sync_engine, "commit", slow_commit)
+        event.remove(platform.engine.sync_engine, "commit", slow_commit)
         await observer.dispose()
     assert commits >= 5
 
@@ -207,9 +207,9 @@ async def test_refresh_token_is_not_an_access_token(client: httpx.AsyncClient) -
     assert response.status_code == 401
 
 
-async def test_inactive_user_is_refused(client: httpx.AsyncClient, resources: Resources) -> None:
+async def test_inactive_user_is_refused(client: httpx.AsyncClient, platform: Platform) -> None:
     me = await account(client)
-    async with resources.engine.begin() as connection:
+    async with platform.engine.begin() as connection:
         await connection.execute(text("UPDATE users SET is_active = false WHERE id = :id"), {"id": me.id})
     assert (await client.get("/users/me", headers=me.headers)).status_code == 401
     login = await client.post("/auth/token", data={"username": me.username, "password": PASSWORD})

@@ -6,10 +6,10 @@ from decimal import Decimal
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from app.core.cache import LocalCache
-from app.core.money import Money, Price
-from app.core.ratelimit import MemoryWindows
-from app.core.redis import CircuitBreaker
+from app.auth.ratelimit import MemoryWindows
+from app.platform.local_cache import LocalCache
+from app.platform.redis import CircuitBreaker
+from app.products.money import Money, Price
 
 
 class Clock:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.core.config import DEFAULT_SECRET_KEY, Settings
+from app.platform.config import DEFAULT_SECRET_KEY, Settings
 
 STRONG = "s" * 40
 

@@ -5,7 +5,8 @@ import json
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from app.core.errors import _validation_errors, is_database_unavailable, problem_response
+from app.platform.error_handlers import _validation_errors, is_database_unavailable
+from app.platform.errors import problem_response
 
 
 class _Orig(Exception):

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from app.core.config import Settings
-from app.core.security import PasswordHasher
+from app.auth.passwords import PasswordHasher
+from app.platform.config import Settings
 from tests.conftest import make_settings
 
 

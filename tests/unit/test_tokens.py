@@ -10,8 +10,8 @@ from typing import Any
 import jwt
 import pytest
 
-from app.core.db import utcnow
-from app.core.security import InvalidToken, TokenCodec, _key_id
+from app.auth.tokens import InvalidToken, TokenCodec, _key_id
+from app.platform.database import utcnow
 from tests.conftest import TEST_SECRET, make_settings
 
 OTHER_SECRET = "another-secret-key-that-is-long-enough-for-hs256-abcdef"

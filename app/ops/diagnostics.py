@@ -11,20 +11,20 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import text
 
-from app.core.resources import ResourcesDep
+from app.platform.state import PlatformDep
 
 router = APIRouter(prefix="/_diag", include_in_schema=False)
 
 
 @router.get("/sleep")
 async def sleep(
-    resources: ResourcesDep,
+    platform: PlatformDep,
     seconds: Annotated[float, Query(ge=0, le=120)] = 1.0,
     hold_db: bool = False,
 ) -> dict[str, float]:
     """A slow request; with hold_db, it keeps a pool connection the whole time."""
     if hold_db:
-        async with resources.engine.connect() as connection:
+        async with platform.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
             await asyncio.sleep(seconds)
     else:

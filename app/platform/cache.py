@@ -1,8 +1,9 @@
 """Cache-aside with two levels: an in-process LRU in front of Redis.
 
-- A Redis hit costs about as much as a primary-key read (shared/docs/
-  performance.md); the in-process level is what makes a hit cheap.
-- Freshness: writers invalidate after their commit (see `after_commit`). An
+- A Redis hit costs about as much as a primary-key read (measured in
+  bench/README.md); the in-process level is what makes a hit cheap.
+- Freshness: a committed write invalidates the reads that depend on what it
+  changed (declared once, see app/platform/invalidation.py). An
   invalidation drops the key here, deletes it in Redis and is published on a
   channel every replica listens to, so their in-process copies go too. The
   in-process level only serves while that channel is connected; without it a
@@ -20,8 +21,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -31,7 +30,8 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from app.core.redis import RedisGuard, Unavailable
+from app.platform.local_cache import LocalCache
+from app.platform.redis import RedisGuard, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,6 @@ INVALIDATION_CHANNEL = "storefront:cache:invalidate"
 LEASE_MS = 5_000
 LEASE_WAIT_SECONDS = 0.5
 LEASE_POLL_SECONDS = 0.02
-# Bound on how long a value may live in the in-process level, whatever its TTL.
-LOCAL_TTL_CAP_SECONDS = 60.0
 
 # Store only if we still hold the lease: an invalidation deletes the lease, so
 # a value computed from data older than that invalidation is dropped.
@@ -76,56 +74,6 @@ def _family(key: str) -> str:
     """Metrics label: "v1:product:42" -> "product"."""
     parts = key.split(":")
     return parts[1] if len(parts) > 2 else parts[0]
-
-
-class LocalCache:
-    """A bounded LRU with per-entry expiry and per-key generations.
-
-    A value is stored only if no invalidation of its key happened since the
-    caller captured the generation, so a slow reader cannot put back data
-    that a writer has just invalidated.
-    """
-
-    def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_entries = max_entries
-        self._clock = clock
-        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self._generations: dict[str, int] = {}
-        self._epoch = 0
-
-    def get(self, key: str) -> bytes | None:
-        entry = self._data.get(key)
-        if entry is None:
-            return None
-        expires, value = entry
-        if expires <= self._clock():
-            del self._data[key]
-            return None
-        self._data.move_to_end(key)
-        return value
-
-    def generation(self, key: str) -> tuple[int, int]:
-        return self._epoch, self._generations.get(key, 0)
-
-    def put(self, key: str, value: bytes, ttl: float, generation: tuple[int, int]) -> None:
-        if self.max_entries == 0 or self.generation(key) != generation:
-            return
-        self._data[key] = (self._clock() + min(ttl, LOCAL_TTL_CAP_SECONDS), value)
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
-
-    def invalidate(self, key: str) -> None:
-        self._data.pop(key, None)
-        self._generations[key] = self._generations.get(key, 0) + 1
-        if len(self._generations) > 10 * max(self.max_entries, 1_000):
-            self.clear()
-
-    def clear(self) -> None:
-        """Drops everything; in-flight computations will not store (new epoch)."""
-        self._data.clear()
-        self._generations.clear()
-        self._epoch += 1
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Protocol
 
 import httpx
 
-from app.core.config import Settings
+from app.platform.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,71 +1,20 @@
-"""Password hashing off the event loop, and JWTs with a pinned algorithm.
-
-Passwords use Argon2id (pwdlib): memory-hard, the first choice of RFC 9106 and
-OWASP, and free of bcrypt's silent 72-byte truncation, so the 128-character
-password limit of the API holds for every character set.
-"""
+"""JWT access and refresh tokens with a pinned algorithm and key rotation."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import secrets
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import anyio.to_thread
 import jwt
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 
-from app.core.config import Settings
+from app.platform.config import Settings
 
 TokenType = Literal["access", "refresh"]
 JWT_ALGORITHM = "HS256"  # pinned: the verifier never takes the algorithm from the token
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss", "aud", "type"]
-
-T = TypeVar("T")
-
-
-class PasswordHasher:
-    """Argon2id hashing in worker threads, at most `concurrency` at a time."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._hash = PasswordHash(
-            (
-                Argon2Hasher(
-                    time_cost=settings.password_hash_time_cost,
-                    memory_cost=settings.password_hash_memory_kib,
-                    parallelism=settings.password_hash_parallelism,
-                ),
-            )
-        )
-        self._slots = asyncio.Semaphore(settings.password_hash_concurrency)
-        self._dummy_hash: str | None = None
-
-    async def _in_thread(self, func: Callable[..., T], *args: Any) -> T:
-        async with self._slots:
-            return await anyio.to_thread.run_sync(func, *args)
-
-    async def warm_up(self) -> str:
-        """Prepare (once) the hash that unknown-user logins are checked against."""
-        if self._dummy_hash is None:
-            self._dummy_hash = await self._in_thread(self._hash.hash, secrets.token_urlsafe(16))
-        return self._dummy_hash
-
-    async def hash(self, password: str) -> str:
-        return await self._in_thread(self._hash.hash, password)
-
-    async def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
-        """Returns (valid, new hash when the stored one uses outdated parameters)."""
-        return await self._in_thread(self._hash.verify_and_update, password, password_hash)
-
-    async def burn_time(self, password: str) -> None:
-        """Spend what a real verification costs, so an unknown user and a wrong
-        password cannot be told apart by timing."""
-        await self._in_thread(self._hash.verify, password, await self.warm_up())
 
 
 class InvalidToken(Exception):

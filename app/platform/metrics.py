@@ -1,8 +1,9 @@
-"""Prometheus metrics: HTTP (instrumentator), DB pool gauges, process stats."""
+"""Prometheus metrics: one registry per app, HTTP metrics (instrumentator),
+the database pool, the cache, Redis and the event loop."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -12,28 +13,21 @@ from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
-
-def create_registry() -> CollectorRegistry:
-    # One registry per app (not the global one): several apps in one process,
-    # as in tests, must not collide.
-    registry = CollectorRegistry()
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
-    return registry
+from app.platform.cache import CacheMetrics
+from app.platform.lifecycle import LoopLagMonitor
+from app.platform.redis import RedisMetrics
 
 
 class PoolCollector(Collector):
-    """Reads the SQLAlchemy pool at scrape time."""
+    """Reads the SQLAlchemy pool at scrape time (nothing before startup)."""
 
-    def __init__(self, engine: Callable[[], AsyncEngine | None]) -> None:
-        self._engine = engine
+    def __init__(self) -> None:
+        self.engine: AsyncEngine | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        engine = self._engine()
-        if engine is None or not isinstance(engine.pool, QueuePool):
+        if self.engine is None or not isinstance(self.engine.pool, QueuePool):
             return
-        pool = engine.pool
+        pool = self.engine.pool
         for name, doc, value in (
             ("db_pool_size", "Configured persistent connections", pool.size()),
             ("db_pool_checked_out", "Connections in use by requests", pool.checkedout()),
@@ -41,6 +35,25 @@ class PoolCollector(Collector):
             ("db_pool_overflow", "Connections open beyond the pool size", max(0, pool.overflow())),
         ):
             yield GaugeMetricFamily(name, doc, value=value)
+
+
+class Telemetry:
+    """Every metric of one app, in a registry of its own (not the global one):
+    several apps in one process, as in tests, must not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.cache = CacheMetrics(self.registry)
+        self.redis = RedisMetrics(self.registry)
+        self.loop_lag = LoopLagMonitor(self.registry)
+        self._pool = PoolCollector()
+        self.registry.register(self._pool)
+
+    def watch_pool(self, engine: AsyncEngine) -> None:
+        self._pool.engine = engine
 
 
 # Request latency buckets (seconds), from a fast cache hit to a pool timeout.

@@ -1,4 +1,9 @@
-"""What the app opens at startup and closes at shutdown (never at import)."""
+"""What the platform opens at startup and closes at shutdown (never at import).
+
+`open_platform` builds it inside the app's lifespan (app/main.py, the
+composition root); requests reach it through `PlatformDep`, which reads the
+lifespan state Starlette hands to every request.
+"""
 
 from __future__ import annotations
 
@@ -9,88 +14,83 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import httpx
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.core.cache import Cache
-from app.core.config import Settings
-from app.core.db import create_engine, create_sessionmaker
-from app.core.email import EmailSender, create_email_sender
-from app.core.lifecycle import LoopLagMonitor, ShutdownState, install_sigterm_drain
-from app.core.ratelimit import RateLimiter
-from app.core.redis import RedisGuard, create_redis
-from app.core.security import PasswordHasher, TokenCodec
+from app.platform.cache import Cache
+from app.platform.config import Settings
+from app.platform.database import create_engine, create_sessionmaker
+from app.platform.email import EmailSender, create_email_sender
+from app.platform.lifecycle import ShutdownState, install_sigterm_drain
+from app.platform.metrics import Telemetry
+from app.platform.redis import RedisGuard, create_redis
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class Resources:
+class Platform:
     settings: Settings
+    telemetry: Telemetry
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     cache: Cache
-    limiter: RateLimiter
+    # None without REDIS_URL: the cache and the rate limits stay in-process.
+    redis: RedisGuard | None
     http: httpx.AsyncClient
-    hasher: PasswordHasher
-    tokens: TokenCodec
     email: EmailSender
     shutdown: ShutdownState
 
 
-async def get_resources(request: Request) -> Resources:
-    # async on purpose: FastAPI runs plain-def dependencies in its thread pool,
-    # a thread hop per request for one attribute read.
-    resources: Resources = request.app.state.resources
-    return resources
-
-
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
-
-
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
+async def open_platform(settings: Settings, telemetry: Telemetry) -> AsyncIterator[Platform]:
     async with AsyncExitStack() as stack:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
+        telemetry.watch_pool(engine)
         redis = create_redis(settings)
         listener = create_redis(settings, blocking_reads=True)
         guard = None
         if redis is not None and listener is not None:
             stack.push_async_callback(redis.aclose)
             stack.push_async_callback(listener.aclose)
-            guard = RedisGuard(redis, settings, app.state.redis_metrics)
+            guard = RedisGuard(redis, settings, telemetry.redis)
         cache = Cache(
-            app.state.cache_metrics, guard=guard, listener=listener, local_max_entries=settings.local_cache_max_entries
+            telemetry.cache, guard=guard, listener=listener, local_max_entries=settings.local_cache_max_entries
         )
         cache.start()
         stack.push_async_callback(cache.stop)
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.email_timeout))
         stack.push_async_callback(http.aclose)
-        hasher = PasswordHasher(settings)
-        await hasher.warm_up()
         shutdown = ShutdownState()
-        app.state.resources = Resources(
+        platform = Platform(
             settings=settings,
+            telemetry=telemetry,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
             cache=cache,
-            limiter=RateLimiter(guard, enabled=settings.rate_limit_enabled),
+            redis=guard,
             http=http,
-            hasher=hasher,
-            tokens=TokenCodec(settings),
             email=create_email_sender(settings, http),
             shutdown=shutdown,
         )
-        monitor: LoopLagMonitor = app.state.loop_lag_monitor
-        monitor.start()
-        stack.push_async_callback(monitor.stop)
+        telemetry.loop_lag.start()
+        stack.push_async_callback(telemetry.loop_lag.stop)
         stack.callback(install_sigterm_drain(shutdown, settings.shutdown_drain_seconds))
         log.info("startup complete", extra={"environment": settings.environment, "database": engine.dialect.name})
         try:
-            yield
+            yield platform
         finally:
             # Readiness must already say 503 while resources are being closed.
             shutdown.shutting_down = True
             log.info("shutting down")
+
+
+async def get_platform(request: Request) -> Platform:
+    # async on purpose: FastAPI runs plain-def dependencies in its thread pool,
+    # a thread hop per request for one attribute read.
+    platform: Platform = request.state.platform
+    return platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]

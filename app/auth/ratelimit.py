@@ -16,8 +16,8 @@ from collections.abc import Callable
 from fastapi import Request
 from redis.asyncio import Redis
 
-from app.core.errors import TooManyRequests
-from app.core.redis import RedisGuard, Unavailable
+from app.auth.exceptions import TooManyAttempts
+from app.platform.redis import RedisGuard, Unavailable
 
 # INCR, start the window on the first hit, and report the time left in it.
 _HIT = """
@@ -64,7 +64,7 @@ class RateLimiter:
         key = f"rl:{scope}:{hashlib.sha256(identity.encode()).hexdigest()[:32]}"
         count, remaining = await self._hit(key, window_seconds)
         if count > limit:
-            raise TooManyRequests("Too many attempts, retry later", retry_after=math.ceil(remaining))
+            raise TooManyAttempts(retry_after=math.ceil(remaining))
 
     async def _hit(self, key: str, window_seconds: int) -> tuple[int, float]:
         if self._guard is not None and self._script is not None:

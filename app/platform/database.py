@@ -1,21 +1,17 @@
-"""Database engine, declarative base and the session-per-request dependency."""
+"""The database: declarative base, column types, engine and sessionmaker."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
-from sqlalchemy import BigInteger, DateTime, MetaData, Numeric, event
+from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.types import DateTime, TypeDecorator
 
-from app.core.config import Settings
-from app.core.errors import AppError
+from app.platform.config import Settings
 
 # Stable constraint names so Alembic can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -54,30 +50,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class SQLiteCents(TypeDecorator[Decimal]):
-    """Money on SQLite, as integer cents.
-
-    SQLite has no exact decimal type (a NUMERIC value with a fraction is
-    stored as a binary float, and SUM adds floats); integer cents keep the
-    embedded default exact. PostgreSQL uses NUMERIC.
-    """
-
-    impl = BigInteger
-    cache_ok = True
-
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
-        return None if value is None else int((Decimal(value) * 100).to_integral_exact())
-
-    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
-        return None if value is None else (Decimal(value) / 100).quantize(Decimal("0.01"))
-
-
-def money_type(precision: int) -> TypeEngine[Decimal]:
-    return Numeric(precision, 2).with_variant(SQLiteCents(), "sqlite")
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class TrackedSession(Session):
+    """The session class of every AsyncSession: cache invalidation listens to
+    its flushes and statements (see app/platform/invalidation.py)."""
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -134,43 +113,4 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-AfterCommit = Callable[[], Awaitable[None]]
-
-
-def after_commit(session: AsyncSession, hook: AfterCommit) -> None:
-    """Runs `hook` once this request's transaction has committed, before the
-    response is sent (cache invalidation: earlier, a concurrent reader could
-    cache the old row again; later, the client could read it)."""
-    session.info.setdefault("after_commit", []).append(hook)
-
-
-async def _commit(session: AsyncSession) -> None:
-    await session.commit()
-    for hook in session.info.pop("after_commit", []):
-        await hook()
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request; commits when the endpoint succeeded.
-
-    Used with scope="function", so the commit runs after the endpoint returns
-    and BEFORE the response is sent: a client never sees a 2xx for a write
-    that failed to commit. Services only flush.
-    """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.resources.sessionmaker
-    async with sessionmaker() as session:
-        try:
-            yield session
-        except AppError as exc:
-            # Some refusals must still be recorded (a refresh-token reuse revokes
-            # its family, durably) even though the request fails.
-            if exc.keep_changes:
-                await _commit(session)
-            raise
-        await _commit(session)
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, sync_session_class=TrackedSession)

@@ -19,7 +19,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from app.core.config import Settings
+from app.platform.config import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,7 +49,8 @@ def create_redis(settings: Settings, *, blocking_reads: bool = False) -> Redis |
         password=settings.redis_password.get_secret_value() if settings.redis_password else None,
         health_check_interval=10,
     )
-    return Redis(connection_pool=pool)
+    # from_pool: the client owns the pool, so aclose() closes its connections too.
+    return Redis.from_pool(pool)
 
 
 class CircuitBreaker:

@@ -12,10 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
-from app.core.cache import CacheStatus
-from app.core.errors import unavailable_response
-from app.core.resources import Resources, ResourcesDep
-from app.core.schemas import PROBLEM_RESPONSES
+from app.platform.cache import CacheStatus
+from app.platform.errors import unavailable_response
+from app.platform.schemas import PROBLEM_RESPONSES
+from app.platform.state import Platform, PlatformDep
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -48,16 +48,16 @@ async def livez() -> StatusOut:
     return StatusOut(status="alive")
 
 
-async def database_ready(resources: Resources) -> bool:
-    pool = resources.engine.pool
-    settings = resources.settings
+async def database_ready(platform: Platform) -> bool:
+    pool = platform.engine.pool
+    settings = platform.settings
     if isinstance(pool, QueuePool) and pool.checkedout() >= settings.db_pool_size + settings.db_max_overflow:
         # Every connection is busy, which proves the database answers. Failing
         # readiness here would pull pods out exactly when load peaks.
         return True
     try:
         async with asyncio.timeout(settings.readiness_timeout):
-            async with resources.engine.connect() as connection:
+            async with platform.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError) as exc:  # TimeoutError is an OSError
         log.warning("readiness: database check failed", extra={"error": type(exc).__name__})
@@ -66,11 +66,11 @@ async def database_ready(resources: Resources) -> bool:
 
 
 @router.get("/readyz", response_model=ReadinessOut, responses={503: PROBLEM_RESPONSES[503]})
-async def readyz(resources: ResourcesDep) -> Any:
+async def readyz(platform: PlatformDep) -> Any:
     """Ready to take traffic: the database answers within a short timeout and
     the process is not shutting down. Redis being down only degrades caching."""
-    if resources.shutdown.shutting_down:
+    if platform.shutdown.shutting_down:
         return unavailable_response("The service is shutting down")
-    if not await database_ready(resources):
+    if not await database_ready(platform):
         return unavailable_response("The database is unreachable", extra={"checks": {"database": "unavailable"}})
-    return ReadinessOut(status="ready", checks=ReadinessChecks(database="ok", cache=await resources.cache.status()))
+    return ReadinessOut(status="ready", checks=ReadinessChecks(database="ok", cache=await platform.cache.status()))

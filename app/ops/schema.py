@@ -1,4 +1,4 @@
-"""Is the database at the migrations' head? (`python -m app.core.migrations wait`)
+"""Is the database at the migrations' head? (`python -m app.ops.schema wait`)
 
 API pods run `wait` in an init container: they do not start, let alone turn
 ready, before the migration Job has brought the schema to the revision their
@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.core.config import Settings
+from app.platform.config import Settings
 
 log = logging.getLogger("storefront.migrations")
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -70,7 +70,7 @@ async def wait_for_head(settings: Settings, within: float, interval: float = 2.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.core.migrations")
+    parser = argparse.ArgumentParser(prog="python -m app.ops.schema")
     commands = parser.add_subparsers(dest="command", required=True)
     wait = commands.add_parser("wait", help="wait until the database is at the migrations' head")
     wait.add_argument("--timeout", type=float, default=600)

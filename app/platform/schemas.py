@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
-from pydantic import AfterValidator, BaseModel
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, Field
 
 T = TypeVar("T")
+
+# Ids are PostgreSQL `integer` (serial) columns: anything past 2**31 - 1 cannot
+# name a row, and is refused as invalid input rather than reaching the database.
+INT32_MAX = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=INT32_MAX)]
+IdPath = Annotated[int, Path(ge=1, le=INT32_MAX)]
 
 
 class ValidationErrorItem(BaseModel):
@@ -66,5 +72,8 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
-LimitQuery = Annotated[int, Query(ge=1, le=100, description="Page size")]
-OffsetQuery = Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip")]
+class PageQuery(BaseModel):
+    """`limit` and `offset` of every list; a route's query model extends it."""
+
+    limit: Annotated[int, Field(ge=1, le=100, description="Page size")] = 20
+    offset: Annotated[int, Field(ge=0, le=INT32_MAX, description="Items to skip")] = 0

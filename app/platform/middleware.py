@@ -12,8 +12,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import problem_response, unavailable_response
-from app.core.logging import bind_request_id, unbind_request_id
+from app.platform.errors import problem_response, unavailable_response
+from app.platform.logging import bind_request_id, unbind_request_id
 
 log = logging.getLogger("storefront.access")
 error_log = logging.getLogger("storefront.errors")
