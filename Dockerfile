@@ -54,8 +54,12 @@ RUN groupadd --system --gid 10001 storefront \
     && useradd --system --no-log-init --uid 10001 --gid 10001 \
        --home-dir /tmp --no-create-home --shell /usr/sbin/nologin storefront
 
+# ENVIRONMENT=production: an image started without configuration must refuse
+# the public development signing key, not run with it (it then needs
+# SECRET_KEY); `-e ENVIRONMENT=development` opts out.
 ENV PATH="/opt/venv/bin:${PATH}" \
     VIRTUAL_ENV=/opt/venv \
+    ENVIRONMENT=production \
     HOME=/tmp \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -99,11 +103,11 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 #     must cover SHUTDOWN_DRAIN_SECONDS + 20 + a few seconds of lifespan
 #     shutdown (closing pools), e.g. drain 5 s -> 30 s, before the kubelet
 #     sends SIGKILL.
-#   --proxy-headers --forwarded-allow-ips=*: client address and scheme from
-#     the ingress' X-Forwarded-* headers. Pods are reached only through the
-#     cluster network; a NetworkPolicy should keep it that way.
+#   --no-proxy-headers: the app applies X-Forwarded-For/-Proto itself, and
+#     only from the proxies TRUSTED_PROXIES names (none by default), so a
+#     client cannot choose the address the rate limits count.
 #   --no-access-log: the app writes its own JSON access log.
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "on", "--loop", "uvloop", "--http", "httptools", "--proxy-headers", "--forwarded-allow-ips=*", "--timeout-graceful-shutdown", "20", "--timeout-keep-alive", "75", "--no-access-log"]
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "on", "--loop", "uvloop", "--http", "httptools", "--no-proxy-headers", "--timeout-graceful-shutdown", "20", "--timeout-keep-alive", "75", "--no-access-log"]
 
 # Last, so that a new commit changes only the image config, never a layer.
 # CREATED is the commit time (make image), which keeps rebuilds reproducible.

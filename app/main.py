@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from starlette.types import Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import models  # noqa: F401  (every mapper configured before first use)
 from app.auth.dependencies import AuthServices, create_auth_services
@@ -82,7 +83,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID", "X-Cache", "Location", "Retry-After"],
         )
-    install_http_metrics(app, telemetry.registry)
+    install_http_metrics(app, telemetry.registry, expose=not settings.metrics_port)
+    if settings.trusted_proxies:
+        # The client address (rate limits) and scheme from X-Forwarded-For and
+        # -Proto, believed only from these proxies; uvicorn runs with
+        # --no-proxy-headers so that this is the one place that decides.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import models  # noqa: F401  (registers every table on Base.metadata)
-from app.platform.config import Settings
+from app.platform.config import DatabaseSettings
 from app.platform.database import Base, UTCDateTime
 from app.products.money import SQLiteCents
 
@@ -32,7 +32,7 @@ MIGRATION_LOCK_KEY = 7_312_465_001
 
 def _database_url() -> URL:
     url = config.attributes.get("database_url")
-    return url if isinstance(url, URL) else Settings().sqlalchemy_url
+    return url if isinstance(url, URL) else DatabaseSettings().sqlalchemy_url
 
 
 def _render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | Literal[False]:
@@ -89,5 +89,5 @@ def run_migrations_offline() -> None:
 if context.is_offline_mode():
     run_migrations_offline()
 else:
-    settings_wait = float(config.attributes.get("wait_seconds", Settings().db_wait_seconds))
+    settings_wait = float(config.attributes.get("wait_seconds", DatabaseSettings().db_wait_seconds))
     asyncio.run(_migrate(_database_url(), settings_wait))

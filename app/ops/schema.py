@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.platform.config import Settings
+from app.platform.config import DatabaseSettings
 
 log = logging.getLogger("storefront.migrations")
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -53,7 +53,7 @@ async def _poll_until_head(engine: AsyncEngine, head: str | None, interval: floa
         await asyncio.sleep(interval)
 
 
-async def wait_for_head(settings: Settings, within: float, interval: float = 2.0) -> bool:
+async def wait_for_head(settings: DatabaseSettings, within: float, interval: float = 2.0) -> bool:
     """True once the database is at this code's head revision; False after `within` seconds."""
     engine = create_async_engine(
         settings.sqlalchemy_url, poolclass=NullPool, connect_args={"timeout": settings.db_connect_timeout}
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "head":
         print(head_revision())
         return 0
-    return 0 if asyncio.run(wait_for_head(Settings(), within=args.timeout)) else 1
+    return 0 if asyncio.run(wait_for_head(DatabaseSettings(), within=args.timeout)) else 1
 
 
 if __name__ == "__main__":

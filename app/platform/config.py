@@ -7,10 +7,18 @@ refuses the development defaults that would be unsafe there.
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import URL, make_url
 
 DEFAULT_SECRET_KEY = "insecure-development-secret-key-do-not-use-in-production"
@@ -18,13 +26,11 @@ MIN_PRODUCTION_SECRET_BYTES = 32
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./storefront.db"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+class DatabaseSettings(BaseSettings):
+    """What the migrations and the schema wait need: the database alone (no
+    signing key, so `alembic upgrade` runs with DATABASE_URL only)."""
 
-    environment: Literal["development", "production"] = "development"
-    app_name: str = "storefront"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    docs_enabled: bool = True
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     # --- database -----------------------------------------------------------
     database_url: str = DEFAULT_DATABASE_URL
@@ -42,6 +48,51 @@ class Settings(BaseSettings):
     db_application_name: str = "storefront-api"
     # How long `alembic upgrade` waits for an unreachable database (0: fail at once).
     db_wait_seconds: float = Field(default=0.0, ge=0, le=3600)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Secrets may also come as files, one per variable (SECRET_KEY,
+        DATABASE_PASSWORD, ...), in the directory SECRETS_DIR names: Kubernetes
+        mounts Secrets that way, and files stay out of the process environment.
+        Read when Settings() is built, never at import."""
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings, dotenv_settings)
+        if secrets_dir := os.environ.get("SECRETS_DIR"):
+            sources += (SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir),)
+        return sources
+
+    @property
+    def sqlalchemy_url(self) -> URL:
+        """DATABASE_URL with the async driver chosen and DATABASE_PASSWORD applied."""
+        url = make_url(self.database_url)
+        if url.drivername in ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"):
+            url = url.set(drivername="postgresql+asyncpg")
+        elif url.drivername == "sqlite":
+            url = url.set(drivername="sqlite+aiosqlite")
+        if self.database_password is not None:
+            url = url.set(password=self.database_password.get_secret_value())
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.get_backend_name() == "sqlite"
+
+
+class Settings(DatabaseSettings):
+    """Everything the service reads from its environment."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    app_name: str = "storefront"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    docs_enabled: bool = True
 
     # --- redis ----------------------------------------------------------------
     redis_url: str | None = None
@@ -82,6 +133,13 @@ class Settings(BaseSettings):
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
 
     # --- http -----------------------------------------------------------------
+    # Addresses or networks of the proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed. Empty: nobody's, so a client cannot pick
+    # the address the per-address rate limits count.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    # A second listener that serves only /metrics (the main port then has none),
+    # so an Ingress in front of the API never exposes them. 0: on the main port.
+    metrics_port: int = Field(default=0, ge=0, le=65_535)
     cors_origins: Annotated[list[str], NoDecode] = []
     cors_allow_credentials: bool = False
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -96,15 +154,31 @@ class Settings(BaseSettings):
     email_api_token: SecretStr | None = None
     email_from: str = "Storefront <no-reply@storefront.invalid>"
     email_timeout: float = Field(default=5.0, gt=0, le=60)
+    # Outbox delivery: attempts before a message is given up (logged as an
+    # error), the first retry delay (doubling each time, up to 15 minutes),
+    # and how often the relay looks for due messages besides being woken.
+    email_max_attempts: int = Field(default=10, ge=1, le=100)
+    email_retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)
+    outbox_poll_seconds: float = Field(default=5.0, gt=0, le=300)
 
     # Test-only routes (/_diag/*) used by the fault-injection suites.
     diagnostic_routes: bool = False
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"TRUSTED_PROXIES: {item!r} is not an IP address or network") from exc
         return value
 
     @field_validator("log_level", mode="before")
@@ -136,19 +210,3 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
-    @property
-    def sqlalchemy_url(self) -> URL:
-        """DATABASE_URL with the async driver chosen and DATABASE_PASSWORD applied."""
-        url = make_url(self.database_url)
-        if url.drivername in ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"):
-            url = url.set(drivername="postgresql+asyncpg")
-        elif url.drivername == "sqlite":
-            url = url.set(drivername="sqlite+aiosqlite")
-        if self.database_password is not None:
-            url = url.set(password=self.database_password.get_secret_value())
-        return url
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.sqlalchemy_url.get_backend_name() == "sqlite"

@@ -59,11 +59,3 @@ def create_email_sender(settings: Settings, client: httpx.AsyncClient) -> EmailS
     if settings.email_backend == "http":
         return HttpEmailSender(client, settings)
     return LogEmailSender()
-
-
-async def send_quietly(sender: EmailSender, message: EmailMessage) -> None:
-    """For background tasks: a failed e-mail is logged, never raised."""
-    try:
-        await sender.send(message)
-    except Exception as exc:
-        log.warning("email delivery failed", extra={"subject": message.subject, "error": type(exc).__name__})

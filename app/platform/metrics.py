@@ -3,10 +3,12 @@ the database pool, the cache, Redis and the event loop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
@@ -15,6 +17,7 @@ from sqlalchemy.pool import QueuePool
 
 from app.platform.cache import CacheMetrics
 from app.platform.lifecycle import LoopLagMonitor
+from app.platform.outbox import OutboxMetrics
 from app.platform.redis import RedisMetrics
 
 
@@ -49,6 +52,7 @@ class Telemetry:
         self.cache = CacheMetrics(self.registry)
         self.redis = RedisMetrics(self.registry)
         self.loop_lag = LoopLagMonitor(self.registry)
+        self.outbox = OutboxMetrics(self.registry)
         self._pool = PoolCollector()
         self.registry.register(self._pool)
 
@@ -60,8 +64,9 @@ class Telemetry:
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-def install_http_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
-    """Request count and latency by handler, method and status.
+def install_http_metrics(app: FastAPI, registry: CollectorRegistry, *, expose: bool) -> None:
+    """Request count and latency by handler, method and status; `expose`
+    serves /metrics on the app's own port too.
 
     The instrumentator's default set adds request and response size
     histograms and a second, high-resolution latency histogram; measured, it
@@ -79,4 +84,20 @@ def install_http_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
         metrics.requests(registry=registry),
         metrics.latency(registry=registry, buckets=LATENCY_BUCKETS),
     )
-    instrumentator.instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)
+    instrumentator.instrument(app)
+    if expose:
+        instrumentator.expose(app, endpoint="/metrics", include_in_schema=False)
+
+
+@asynccontextmanager
+async def metrics_listener(registry: CollectorRegistry, port: int) -> AsyncIterator[None]:
+    """Serves the registry on a port of its own (METRICS_PORT), from
+    prometheus_client's small HTTP server in a daemon thread: scrapes never
+    queue behind API requests, and the API's port has no /metrics to expose."""
+    server, _thread = start_http_server(port, registry=registry)
+    try:
+        yield
+    finally:
+        # shutdown() waits for the serving loop to notice (up to 0.5 s): not on the event loop.
+        await asyncio.to_thread(server.shutdown)
+        server.server_close()

@@ -8,14 +8,16 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.platform.cache import Cache
 from app.platform.errors import AppError
 from app.platform.invalidation import take_pending
-from app.platform.state import PlatformDep
+from app.platform.outbox import wrote_messages
+from app.platform.state import Platform, PlatformDep
 
 
-async def commit(session: AsyncSession, cache: Cache) -> None:
-    """Commits, then invalidates the cached reads the transaction changed.
+async def commit(session: AsyncSession, platform: Platform) -> None:
+    """Commits, then does what the committed changes call for: invalidate
+    the cached reads they touched, and wake the outbox relay for the e-mail
+    they enqueued.
 
     Invalidation runs after the commit (earlier, a concurrent reader could
     cache the old row again) and before the response is sent (later, the
@@ -23,7 +25,9 @@ async def commit(session: AsyncSession, cache: Cache) -> None:
     """
     await session.commit()
     if keys := take_pending(session.sync_session):
-        await cache.invalidate(*keys)
+        await platform.cache.invalidate(*keys)
+    if wrote_messages(session.sync_session):
+        platform.outbox.wake()
 
 
 async def get_session(platform: PlatformDep) -> AsyncIterator[AsyncSession]:
@@ -40,9 +44,9 @@ async def get_session(platform: PlatformDep) -> AsyncIterator[AsyncSession]:
             # Some refusals must still be recorded (a refresh-token reuse revokes
             # its family, durably) even though the request fails.
             if exc.keep_changes:
-                await commit(session, platform.cache)
+                await commit(session, platform)
             raise
-        await commit(session, platform.cache)
+        await commit(session, platform)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -22,7 +22,8 @@ from app.platform.config import Settings
 from app.platform.database import create_engine, create_sessionmaker
 from app.platform.email import EmailSender, create_email_sender
 from app.platform.lifecycle import ShutdownState, install_sigterm_drain
-from app.platform.metrics import Telemetry
+from app.platform.metrics import Telemetry, metrics_listener
+from app.platform.outbox import OutboxRelay
 from app.platform.redis import RedisGuard, create_redis
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Platform:
     redis: RedisGuard | None
     http: httpx.AsyncClient
     email: EmailSender
+    outbox: OutboxRelay
     shutdown: ShutdownState
 
 
@@ -63,17 +65,25 @@ async def open_platform(settings: Settings, telemetry: Telemetry) -> AsyncIterat
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.email_timeout))
         stack.push_async_callback(http.aclose)
         shutdown = ShutdownState()
+        sessionmaker = create_sessionmaker(engine)
         platform = Platform(
             settings=settings,
             telemetry=telemetry,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             cache=cache,
             redis=guard,
             http=http,
             email=create_email_sender(settings, http),
+            # The sender is looked up at each send: tests swap platform.email.
+            outbox=OutboxRelay(sessionmaker, lambda: platform.email, settings, telemetry.outbox),
             shutdown=shutdown,
         )
+        platform.outbox.start()
+        # Stopped before the HTTP client and the engine it needs are closed.
+        stack.push_async_callback(platform.outbox.stop)
+        if settings.metrics_port:
+            await stack.enter_async_context(metrics_listener(telemetry.registry, settings.metrics_port))
         telemetry.loop_lag.start()
         stack.push_async_callback(telemetry.loop_lag.stop)
         stack.callback(install_sigterm_drain(shutdown, settings.shutdown_drain_seconds))

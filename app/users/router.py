@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Response, status
+from fastapi import APIRouter, Response, status
 
 from app.auth.dependencies import AuthDep, CurrentUser, RegistrationRateLimit
-from app.platform.email import send_quietly
 from app.platform.schemas import IdPath, problems
 from app.platform.session import SessionDep
-from app.platform.state import PlatformDep
 from app.users import service
 from app.users.models import User
 from app.users.schemas import UserCreate, UserOut
@@ -25,15 +23,11 @@ async def register(
     data: UserCreate,
     session: SessionDep,
     auth: AuthDep,
-    platform: PlatformDep,
     response: Response,
-    background: BackgroundTasks,
 ) -> User:
+    """Registers a user; the welcome e-mail goes through the outbox."""
     user = await service.register(session, data, auth.hasher.hash)
     response.headers["Location"] = f"/users/{user.id}"
-    # Background tasks run after the response is sent, and the session commits
-    # before it is sent: the e-mail never announces an account that was rolled back.
-    background.add_task(send_quietly, platform.email, service.welcome_email(user))
     return user
 
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.platform import outbox
 from app.platform.email import EmailMessage
 from app.users import repository
 from app.users.exceptions import UserAlreadyExists, UserNotFound
@@ -27,6 +28,8 @@ async def register(session: AsyncSession, data: UserCreate, hash_password: HashP
         await repository.add(session, user)
     except IntegrityError as exc:
         raise UserAlreadyExists() from exc
+    # In the same transaction: announced only if the account is committed.
+    outbox.enqueue(session, welcome_email(user))
     return user
 
 

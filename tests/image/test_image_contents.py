@@ -21,7 +21,7 @@ EXPECTED_COMMAND = [
     "--lifespan", "on",
     "--loop", "uvloop",
     "--http", "httptools",
-    "--proxy-headers", "--forwarded-allow-ips=*",
+    "--no-proxy-headers",
     "--timeout-graceful-shutdown", "20",
     "--timeout-keep-alive", "75",
     "--no-access-log",

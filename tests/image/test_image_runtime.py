@@ -9,10 +9,11 @@ import time
 from typing import Any
 
 import httpx
+import port_for
 from sqlalchemy.engine import URL
 
 from tests.image.conftest import container_database_url, create_database, migrate_with_image, query
-from tests.image.containers import Container, container, run_to_completion
+from tests.image.containers import Container, container, run_to_completion, server_command
 from tests.support.api import PASSWORD, new_user_payload
 from tests.support.servers import postgres_server
 
@@ -153,3 +154,12 @@ def test_healthcheck_turns_healthy_and_fails_without_a_server(server: Server, im
     failed = handle.exec(*command, env={"HEALTHCHECK_URL": "http://127.0.0.1:9/livez"})
     assert failed.returncode != 0
     assert time.monotonic() - started < 5
+
+
+def test_unconfigured_the_image_refuses_the_development_signing_key(image: str, image_config: dict[str, Any]) -> None:
+    """ENVIRONMENT=production is the image's default: without SECRET_KEY the
+    server does not start on the public development key."""
+    port = str(port_for.select_random())
+    code, output = run_to_completion(image, *server_command(image_config, int(port)), timeout=60)
+    assert code != 0
+    assert "SECRET_KEY must be set" in output

@@ -134,7 +134,7 @@ async def _cancel_order(w: World) -> httpx.Response:
 
 WRITE_PATHS: dict[str, tuple[Write, str]] = {
     # name: (the write, the tables it writes)
-    "register": (_register, "users"),
+    "register": (_register, "users, email_outbox"),
     "login": (_login, "token_families, refresh_tokens"),
     "refresh": (_refresh, "refresh_tokens"),
     "logout": (_logout, "token_families"),
@@ -169,7 +169,7 @@ async def test_a_new_write_through_any_session_invalidates_too(world: World) -> 
     await _warm(world)
     async with world.platform.sessionmaker() as session:
         await session.execute(update(Product).where(Product.id.in_(world.products[:2])).values(stock=Product.stock + 1))
-        await commit(session, world.platform.cache)
+        await commit(session, world.platform)
     await _assert_fresh(world)
 
 

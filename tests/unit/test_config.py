@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -81,3 +83,33 @@ def test_pool_knobs_are_validated() -> None:
         Settings(db_pool_size=0)
     with pytest.raises(ValidationError):
         Settings(db_pool_timeout=0)
+
+
+def test_secrets_are_read_from_files_in_secrets_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kubernetes mounts Secrets as files; none needs to be in the environment."""
+    (tmp_path / "SECRET_KEY").write_text(STRONG)
+    (tmp_path / "DATABASE_PASSWORD").write_text("from-a-file")
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path))
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    settings = Settings(environment="production")
+    assert settings.secret_key.get_secret_value() == STRONG
+    assert settings.sqlalchemy_url.password == "from-a-file"
+
+
+def test_without_secrets_dir_no_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "SECRET_KEY").write_text(STRONG)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SECRETS_DIR", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    assert Settings().secret_key.get_secret_value() == DEFAULT_SECRET_KEY
+
+
+@pytest.mark.parametrize("value", ["*", "proxy.example", "10.0.0.0/33"])
+def test_trusted_proxies_must_be_addresses_or_networks(value: str) -> None:
+    with pytest.raises(ValidationError, match="TRUSTED_PROXIES"):
+        Settings(trusted_proxies=value)
+
+
+def test_trusted_proxies_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7")
+    assert Settings().trusted_proxies == ["10.0.0.0/8", "192.168.1.7"]
