@@ -21,6 +21,7 @@ from tests.support.servers import PG_USER, PostgresServer, migrate, postgres_ser
 DATABASE = "storefront"
 OWNER = "storefront_owner"
 APP = "storefront"
+FIRST_OWNER_PASSWORD = "owner-secret-1"
 
 
 @dataclass
@@ -32,8 +33,8 @@ class Hook:
     def run(
         self,
         app_password: str,
-        owner_password: str = "owner-secret-1",
-        wait_seconds: int = 20,  # noqa: S107
+        owner_password: str = FIRST_OWNER_PASSWORD,
+        wait_seconds: int = 20,
     ) -> subprocess.CompletedProcess[str]:
         """One container start: the Secret's files as mounted, then the hook."""
         (self.credentials / "password").write_text(app_password)
