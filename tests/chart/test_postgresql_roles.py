@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,17 @@ def hook(helm_available: None, tmp_path: Path) -> Iterator[Hook]:
         (data / "pg_hba.conf").write_text(
             "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n"
         )
+        # pg_ctl -w returned, yet under load the server may still refuse
+        # connections "while starting up" for a moment.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                hook.superuser().close()
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         with hook.superuser() as admin:
             admin.execute("SELECT pg_reload_conf()")
             # As the image's initdb leaves it: the superuser has a password.
