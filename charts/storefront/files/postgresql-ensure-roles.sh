@@ -28,7 +28,8 @@ log() {
 # Only the final server listens on TCP: the image's temporary server during
 # initdb is socket-only, and roles created there could race its shutdown.
 deadline=$(( $(date +%s) + wait_seconds ))
-until pg_isready -q -h 127.0.0.1 -p "${port}"; do
+# (-U: libpq cannot guess a user name for a UID without a passwd entry.)
+until pg_isready -q -h 127.0.0.1 -p "${port}" -U "${superuser}" -d postgres; do
   if [ "$(date +%s)" -ge "${deadline}" ]; then
     log "PostgreSQL did not accept TCP connections within ${wait_seconds}s"
     exit 1
