@@ -236,3 +236,13 @@ def test_alert_rules_name_only_exported_metrics(rendered: Render, live_metric_na
     recorded = {name for name in rule_expressions(rendered("ci/ha-values.yaml")) if ":" in name}
     missing = sorted(read - live_metric_names - KUBE_STATE_METRICS - recorded)
     assert not missing, f"the alert rules read metrics the service does not export: {missing}"
+
+
+def test_fractions_can_be_given_with_set(rendered: Render) -> None:
+    """`--set` passes 0.995 as a string: the schema takes numeric strings too."""
+    manifests = rendered(
+        set_values={"prometheusRule.enabled": "true", "prometheusRule.slo.availabilityTarget": "0.995"}
+    )
+    assert "(14.4 * (1 - 0.995))" in rule_expressions(manifests)["StorefrontAvailabilityBudgetBurnFast"]
+    with pytest.raises(RenderError, match="availabilityTarget"):
+        rendered(set_values={"prometheusRule.slo.availabilityTarget": "1.5"})
