@@ -12,6 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from app.platform.config import Settings
+from app.platform.pool import MeteredPool
 
 # Stable constraint names so Alembic can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -62,6 +63,7 @@ class TrackedSession(Session):
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.sqlalchemy_url
     options: dict[str, Any] = {
+        "poolclass": MeteredPool,
         "pool_pre_ping": settings.db_pool_pre_ping,
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,

@@ -61,15 +61,14 @@ def exported_series_names(exposition: str) -> set[str]:
 def live_metric_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """/metrics of the app itself, after a few requests so that labelled
     families have samples."""
-    from app.main import create_app
     from tests.conftest import make_settings
+    from tests.support.app import started
 
     database = tmp_path_factory.mktemp("app") / "metrics.db"
 
     async def scrape() -> str:
-        app = create_app(make_settings(database_url=f"sqlite+aiosqlite:///{database}"))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
+        async with started(make_settings(database_url=f"sqlite+aiosqlite:///{database}")) as app:
+            transport = httpx.ASGITransport(app=app.asgi)
             async with httpx.AsyncClient(transport=transport, base_url="http://storefront") as client:
                 for path in ("/livez", "/readyz", "/products/", "/no-such-route"):
                     await client.get(path)
