@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Form, Request
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from app.auth import service
@@ -33,7 +33,7 @@ async def create_auth_services(platform: Platform) -> AuthServices:
     return AuthServices(
         hasher=hasher,
         tokens=TokenCodec(settings),
-        limiter=RateLimiter(platform.redis, enabled=settings.rate_limit_enabled),
+        limiter=RateLimiter(platform.redis, settings),
     )
 
 
@@ -64,17 +64,13 @@ async def limit_registrations(request: Request, auth: AuthDep, platform: Platfor
     )
 
 
-async def limit_logins(
-    request: Request,
-    auth: AuthDep,
-    platform: PlatformDep,
-    username: Annotated[str, Form(min_length=1, max_length=320, description="Username or e-mail address")],
-) -> None:
-    """Login attempts per client address and per login name."""
+async def limit_logins(request: Request, auth: AuthDep, platform: PlatformDep) -> None:
+    """Login attempts per client address, before any work. The limits per
+    account need the account and the outcome: app/auth/service.py applies them."""
     settings = platform.settings
-    window = settings.login_rate_window_seconds
-    await auth.limiter.check("login-address", client_address(request), settings.login_rate_limit, window)
-    await auth.limiter.check("login-name", username.lower(), settings.login_rate_limit, window)
+    await auth.limiter.check(
+        "login-address", client_address(request), settings.login_address_rate_limit, settings.login_rate_window_seconds
+    )
 
 
 RegistrationRateLimit = Depends(limit_registrations)

@@ -58,10 +58,21 @@ class Settings(BaseSettings):
     cache_breaker_threshold: int = Field(default=3, ge=1, le=100)
     cache_breaker_cooldown_seconds: float = Field(default=5.0, gt=0, le=300)
 
-    # --- rate limits (per client address, and per login name for logins) ------
+    # --- attempt limits (app/auth/ratelimit.py; README "Login limits") ---------
     rate_limit_enabled: bool = True
+    # Failed logins per (client address, account) in a window, then 429 for that address only.
     login_rate_limit: int = Field(default=10, ge=1)
     login_rate_window_seconds: int = Field(default=60, ge=1)
+    # Login attempts per client address (all accounts) in the same window.
+    login_address_rate_limit: int = Field(default=100, ge=1)
+    # Failures from unfamiliar addresses an account absorbs before they must
+    # wait a delay that doubles per further failure, up to the maximum.
+    login_account_free_failures: int = Field(default=10, ge=1, le=1000)
+    login_account_max_delay_seconds: float = Field(default=300.0, ge=1, le=86_400)
+    # The account's failure count is forgotten this long after its last failure.
+    login_account_window_seconds: int = Field(default=3600, ge=1, le=30 * 86_400)
+    # An address the account signed in from stays familiar (exempt from the delay) this long.
+    login_familiar_days: int = Field(default=30, ge=1, le=365)
     register_rate_limit: int = Field(default=20, ge=1)
     register_rate_window_seconds: int = Field(default=3600, ge=1)
 
@@ -80,6 +91,9 @@ class Settings(BaseSettings):
     # Each hash holds a thread and 64 MiB for ~0.1 s: bound them so a login flood
     # cannot exhaust memory or the thread pool.
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    # Callers allowed to wait for a hash slot; past that, 503 at once. With two
+    # slots at ~0.13 s a hash, 16 waiting is at most ~1 s of queueing.
+    password_hash_queue: int = Field(default=16, ge=0, le=10_000)
 
     # --- http -----------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = []
