@@ -94,6 +94,7 @@ class Cache:
         guard: RedisGuard | None,
         listener: Redis | None,
         local_max_entries: int,
+        local_max_bytes: int = 32 * 2**20,
     ) -> None:
         self._metrics = metrics
         self._shared = (
@@ -106,7 +107,7 @@ class Cache:
             if guard is not None and listener is not None
             else None
         )
-        self._local = LocalCache(local_max_entries)
+        self._local = LocalCache(local_max_entries, local_max_bytes)
         self._inflight: dict[str, asyncio.Future[Cached]] = {}
         # Invalidations that could not reach Redis; Redis is not read until
         # they have been delivered.
@@ -170,7 +171,7 @@ class Cache:
     def _local_enabled(self) -> bool:
         if self._shared is None:
             return True
-        return self._subscribed and self._shared.guard.usable
+        return self._subscribed and self._shared.guard.healthy
 
     async def get_or_compute(self, key: str, ttl: int, compute: Callable[[], Awaitable[bytes]]) -> Cached:
         if self._local_enabled and (value := self._local.get(key)) is not None:

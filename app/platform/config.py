@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     stats_cache_ttl_seconds: int = Field(default=30, ge=1, le=86_400)
     # In-process first level in front of Redis; 0 turns it off.
     local_cache_max_entries: int = Field(default=10_000, ge=0, le=1_000_000)
+    # ...and its memory budget (keys, values and bookkeeping): the bound that
+    # keeps a pod within its memory limit whatever the size of the values.
+    local_cache_max_mib: int = Field(default=32, ge=1, le=4096)
     # Consecutive Redis failures that open the circuit, and how long it stays open.
     cache_breaker_threshold: int = Field(default=3, ge=1, le=100)
     cache_breaker_cooldown_seconds: float = Field(default=5.0, gt=0, le=300)

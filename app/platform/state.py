@@ -56,7 +56,11 @@ async def open_platform(settings: Settings, telemetry: Telemetry) -> AsyncIterat
             stack.push_async_callback(listener.aclose)
             guard = RedisGuard(redis, settings, telemetry.redis)
         cache = Cache(
-            telemetry.cache, guard=guard, listener=listener, local_max_entries=settings.local_cache_max_entries
+            telemetry.cache,
+            guard=guard,
+            listener=listener,
+            local_max_entries=settings.local_cache_max_entries,
+            local_max_bytes=settings.local_cache_max_mib * 2**20,
         )
         cache.start()
         stack.push_async_callback(cache.stop)
