@@ -36,7 +36,14 @@ class Settings(BaseSettings):
     # quick 503 the client can retry.
     db_pool_timeout: float = Field(default=2.0, gt=0, le=60)
     db_pool_recycle: int = Field(default=1800, ge=-1)
+    # Check pooled PostgreSQL connections that may be dead (app/platform/db_liveness.py):
+    # those idle longer than DB_PING_IDLE_SECONDS or last used before a
+    # connection error; a ping gets DB_PING_TIMEOUT. Healthy busy connections
+    # are not pinged. Statements stalled past the ping timeout on a server that
+    # no longer answers are ended.
     db_pool_pre_ping: bool = True
+    db_ping_idle_seconds: float = Field(default=5.0, ge=0, le=3600)
+    db_ping_timeout: float = Field(default=0.5, gt=0, le=10)
     db_connect_timeout: float = Field(default=3.0, gt=0, le=60)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0)
     db_application_name: str = "storefront-api"

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.platform.cache import Cache
 from app.platform.config import Settings
-from app.platform.database import create_engine, create_sessionmaker
+from app.platform.database import create_engine, create_liveness, create_sessionmaker
+from app.platform.db_liveness import DatabaseLiveness
 from app.platform.email import EmailSender, create_email_sender
 from app.platform.lifecycle import ShutdownState, install_sigterm_drain
 from app.platform.metrics import Telemetry
@@ -40,6 +41,8 @@ class Platform:
     http: httpx.AsyncClient
     email: EmailSender
     shutdown: ShutdownState
+    # Liveness of the pooled PostgreSQL connections (None on SQLite).
+    db_liveness: DatabaseLiveness | None = None
 
 
 @asynccontextmanager
@@ -47,6 +50,10 @@ async def open_platform(settings: Settings, telemetry: Telemetry) -> AsyncIterat
     async with AsyncExitStack() as stack:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
+        liveness = create_liveness(engine, settings)
+        if liveness is not None:
+            liveness.start()
+            stack.push_async_callback(liveness.stop)
         telemetry.watch_pool(engine)
         redis = create_redis(settings)
         listener = create_redis(settings, blocking_reads=True)
@@ -77,6 +84,7 @@ async def open_platform(settings: Settings, telemetry: Telemetry) -> AsyncIterat
             http=http,
             email=create_email_sender(settings, http),
             shutdown=shutdown,
+            db_liveness=liveness,
         )
         telemetry.loop_lag.start()
         stack.push_async_callback(telemetry.loop_lag.stop)
