@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from app.auth import service
+from app.auth.exceptions import HashingBusy
 from app.auth.passwords import PasswordHasher
 from app.auth.ratelimit import RateLimiter, client_address
 from app.auth.tokens import TokenCodec
@@ -58,15 +59,25 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 async def limit_registrations(request: Request, auth: AuthDep, platform: PlatformDep) -> None:
     """Registrations per client address (429 with Retry-After past the limit)."""
+    refuse_when_hashing_is_full(auth)
     settings = platform.settings
     await auth.limiter.check(
         "register-address", client_address(request), settings.register_rate_limit, settings.register_rate_window_seconds
     )
 
 
+def refuse_when_hashing_is_full(auth: AuthServices) -> None:
+    """A full hash queue is answered before any other work (Redis, the
+    database): under a flood the refusal must be cheap to be quick. The queue
+    itself still enforces its bound (app/auth/passwords.py)."""
+    if auth.hasher.slots.full:
+        raise HashingBusy()
+
+
 async def limit_logins(request: Request, auth: AuthDep, platform: PlatformDep) -> None:
     """Login attempts per client address, before any work. The limits per
     account need the account and the outcome: app/auth/service.py applies them."""
+    refuse_when_hashing_is_full(auth)
     settings = platform.settings
     await auth.limiter.check(
         "login-address", client_address(request), settings.login_address_rate_limit, settings.login_rate_window_seconds

@@ -42,6 +42,11 @@ class HashSlots:
     def waiting(self) -> int:
         return self._waiting
 
+    @property
+    def full(self) -> bool:
+        """A caller arriving now would be refused."""
+        return self._slots.locked() and self._waiting >= self._queue
+
     async def __aenter__(self) -> None:
         if self._slots.locked():
             if self._waiting >= self._queue:
