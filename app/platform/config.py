@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     db_application_name: str = "storefront-api"
     # How long `alembic upgrade` waits for an unreachable database (0: fail at once).
     db_wait_seconds: float = Field(default=0.0, ge=0, le=3600)
+    # How long a migration's DDL may wait for a table lock before it fails (and
+    # the Job retries): a queued ALTER would block every query behind it.
+    db_migration_lock_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
 
     # --- redis ----------------------------------------------------------------
     redis_url: str | None = None
