@@ -39,9 +39,11 @@ test-unit: deps ## Unit tests only (no servers)
 	$(RUN) pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: deps ## ruff format check and ruff lint
+lint: deps ## ruff format check and ruff lint; shellcheck on every shell script
 	$(RUN) ruff format --check app tests migrations bench
 	$(RUN) ruff check app tests migrations bench
+	@command -v shellcheck >/dev/null || $(MAKE) apt-install PACKAGES=shellcheck
+	bash hack/shellcheck.sh
 
 .PHONY: typecheck
 typecheck: deps ## mypy --strict on app, tests and migrations
@@ -91,6 +93,8 @@ clean: ## Remove caches and the local SQLite database (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache storefront.db storefront.db-wal storefront.db-shm
 	find app tests migrations -name __pycache__ -type d -prune -exec rm -rf {} +
 
+# Each fragment includes hack/common.mk (shared variables) and says what it
+# uses from the others; the order of these lines does not matter.
 include hack/airgap/airgap.mk
 include hack/image/image.mk
 include hack/chart/chart.mk
