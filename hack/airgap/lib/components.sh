@@ -84,11 +84,12 @@ build_component_binary() {
         -ldflags="-s -w -X main.VERSION=${version}"
       ;;
     flannel)
-      # Without cgo, as its Makefile builds every architecture but amd64:
-      # cgo only adds the UDP backend, and we use host-gw.
+      # On amd64 its UDP backend is C (cgo), as in its Makefile: linked
+      # statically, so the binary runs in any image (Go's own resolver and
+      # user lookup: glibc's would need its shared libraries at run time).
       dir="$(go_mod_dir "github.com/flannel-io/flannel@${version}")"
-      go_build_at "${dir}" "${out}" . \
-        -ldflags="-s -w -X github.com/flannel-io/flannel/pkg/version.Version=${version}"
+      CGO_ENABLED=1 go_build_at "${dir}" "${out}" . -tags "netgo osusergo" \
+        -ldflags="-s -w -X github.com/flannel-io/flannel/pkg/version.Version=${version} -extldflags -static"
       ;;
     cni-plugins)
       dir="$(go_mod_dir "github.com/containernetworking/plugins@${version}")"
@@ -111,25 +112,24 @@ build_component_binary() {
 # nftables' native `queue` expression, which needs CONFIG_NFT_QUEUE; our
 # hosts' kernel lacks it (`nft add rule ... queue num 100` fails with "No
 # such file or directory") but has the xtables NFQUEUE target, which
-# nftables reaches through nft_compat. A go build overlay (the module cache
-# stays untouched) adds hack/airgap/overlays/kube-network-policies/*.go and
-# swaps each use of the queue expression in controller.go for that target.
+# nftables reaches through nft_compat. So the module is copied into the
+# build cache (go build -overlay may not touch the module cache), each use
+# of the queue expression in its controller is swapped for that target, and
+# hack/airgap/overlays/kube-network-policies/nfqueue_compat.go is added.
 netpol_build() {
-  local version=$1 out=$2 dir overlay src
+  local version=$1 out=$2 dir src
   dir="$(go_mod_dir "sigs.k8s.io/kube-network-policies@${version}")"
-  src="${dir}/pkg/networkpolicy/controller.go"
-  overlay="$(cache_dir kube-network-policies "${version}")/overlay"
-  rm -rf "${overlay}"
-  mkdir -p "${overlay}"
+  src="$(cache_dir kube-network-policies "${version}")/src"
+  rm -rf "${src}"
+  mkdir -p "$(dirname "${src}")"
+  cp -r "${dir}" "${src}"
+  chmod -R u+w "${src}"
   # Every queue verdict sits alone on a line as `queue,` in an Exprs list.
-  sed 's/^\([[:space:]]*\)queue,$/\1nfqueueTarget(queue),/' "${src}" >"${overlay}/controller.go"
-  [[ "$(grep -c 'nfqueueTarget(queue),' "${overlay}/controller.go")" -ge 2 ]] ||
+  sed -i 's/^\([[:space:]]*\)queue,$/\1nfqueueTarget(queue),/' "${src}/pkg/networkpolicy/controller.go"
+  [[ "$(grep -c 'nfqueueTarget(queue),' "${src}/pkg/networkpolicy/controller.go")" -ge 2 ]] ||
     die "kube-network-policies ${version}: the queue rules moved; review hack/airgap/overlays"
-  cp "${AIRGAP_DIR}/overlays/kube-network-policies/nfqueue_compat.go" "${overlay}/"
-  printf '{"Replace": {"%s": "%s", "%s": "%s"}}\n' \
-    "${src}" "${overlay}/controller.go" \
-    "${dir}/pkg/networkpolicy/nfqueue_compat.go" "${overlay}/nfqueue_compat.go" >"${overlay}/overlay.json"
-  go_build_at "${dir}" "${out}" ./cmd -overlay "${overlay}/overlay.json" -ldflags="-s -w"
+  cp "${AIRGAP_DIR}/overlays/kube-network-policies/nfqueue_compat.go" "${src}/pkg/networkpolicy/"
+  go_build_at "${src}" "${out}" ./cmd -ldflags="-s -w"
 }
 
 build_component() {

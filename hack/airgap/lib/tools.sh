@@ -87,11 +87,12 @@ build_tool_binary() {
         -ldflags="-s -w -X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=${version}"
       ;;
     promtool)
-      # The module's tags are v0.X.Y for Prometheus 3.X.Y. netgo as its
-      # release build (promtool embeds no web assets).
+      # The module's tags are v0.3XX.Y for Prometheus 3.XX.Y (v0.316.0 is
+      # 3.16.0). netgo as its release build (promtool embeds no web assets).
       dir="$(go_mod_dir "github.com/prometheus/prometheus@${version}")"
+      local minor_patch=${version#v0.3}
       go_build_at "${dir}" "${out}" ./cmd/promtool -tags netgo \
-        -ldflags="-s -w -X github.com/prometheus/common/version.Version=3.${version#v0.}"
+        -ldflags="-s -w -X github.com/prometheus/common/version.Version=3.$((10#${minor_patch%%.*})).${minor_patch#*.}"
       ;;
     helm-docs)
       dir="$(go_mod_dir "github.com/norwoodj/helm-docs@${version}")"

@@ -1,6 +1,6 @@
-// Added to sigs.k8s.io/kube-network-policies at build time by hack/airgap
-// (lib/components.sh, netpol_build) through `go build -overlay`; it is not
-// part of the upstream module.
+// Added to a copy of sigs.k8s.io/kube-network-policies in the build cache by
+// hack/airgap (lib/components.sh, netpol_build); it is not part of the
+// upstream module.
 //
 // Why: the upstream controller sends packets to its userspace policy engine
 // with nftables' native queue expression, which needs a kernel built with
