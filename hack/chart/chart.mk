@@ -96,7 +96,7 @@ comma := ,
 SKAFFOLD_PROFILES = $(subst $(space),$(comma),$(strip $(PROFILES) $(if $(USE_AIRGAP_IMAGES),airgap)))
 
 .PHONY: e2e
-e2e: tools image ## Cluster tier: kind-up, deploy (PSS restricted), end-to-end tests, kind-down (KEEP_CLUSTER=1 keeps it); builds whatever is missing
+e2e: deps tools image ## Cluster tier: kind-up, deploy (PSS restricted), end-to-end tests, kind-down (KEEP_CLUSTER=1 keeps it); builds whatever is missing
 	$(MAKE) kind-up
 	status=0; \
 	$(MAKE) deploy DEPLOY_FLAGS='$(E2E_DEPLOY_FLAGS)' && \
