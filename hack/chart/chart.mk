@@ -1,6 +1,6 @@
 # Helm chart, raw manifests and the dev loop.
 #
-# Uses (hack/common.mk): REPO_ROOT, BIN, DOCKER, KUBE_CONTEXT, AIRGAP_TOOL,
+# Uses (hack/common.mk): REPO_ROOT, BIN, KUBE_CONTEXT, AIRGAP_TOOL,
 #   AIRGAP_ENV and the tool paths HELM, KUBECTL, KUBECONFORM, SKAFFOLD.
 # Uses (hack/airgap/airgap.mk): the tools, kind-up and kind-down targets.
 # Uses (hack/image/image.mk): IMAGE and the image target.
