@@ -1,43 +1,32 @@
-# Helm chart, raw manifests and the dev loop; the root Makefile includes this
-# file (REPO_ROOT, RUN, deps) after hack/airgap/airgap.mk (tools, kind-*)
-# and hack/image/image.mk (IMAGE, image).
+# Helm chart, raw manifests and the dev loop.
+#
+# Uses (hack/common.mk): REPO_ROOT, BIN, KUBE_CONTEXT, AIRGAP_TOOL,
+#   AIRGAP_ENV and the tool paths HELM (4), HELM3, KUBECTL, KUBECONFORM,
+#   SKAFFOLD, PROMTOOL, HELM_DOCS, GATEWAY_API_CRDS.
+# Uses (hack/airgap/airgap.mk): the tools, kind-up and kind-down targets.
+# Uses (hack/image/image.mk): IMAGE and the image target.
+# Uses (root Makefile): RUN, PYTEST_ARGS and the deps target.
+include $(dir $(lastword $(MAKEFILE_LIST)))../common.mk
 
 ##@ Chart and cluster
 
 CHART := $(REPO_ROOT)/charts/storefront
-BIN := $(REPO_ROOT)/bin
-# Helm 4 (current: chart-test, deploy, e2e) and Helm 3 (still supported: the
-# chart is linted, rendered, validated and unit-tested with it too).
-HELM ?= $(BIN)/helm
-HELM3 ?= $(BIN)/helm3
-PROMTOOL ?= $(BIN)/promtool
-HELM_DOCS ?= $(BIN)/helm-docs
-# Gateway API CRD manifests (config/crd/standard of sigs.k8s.io/gateway-api);
-# when absent, hack/chart/crd-schemas.sh takes them from the Go module.
-GATEWAY_API_CRDS ?= $(wildcard $(BIN)/gateway-api-crds)
-KUBECTL ?= $(BIN)/kubectl
-KUBECONFORM ?= $(BIN)/kubeconform
-SKAFFOLD ?= $(BIN)/skaffold
 # Kubernetes version the rendered objects are validated against.
 KUBE_VERSION ?= 1.34.0
 RELEASE ?= storefront
 NAMESPACE ?= storefront
-KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
 CHART_SCENARIOS := default external-database gitops ha minimal
 # Extra `helm upgrade` flags for deploy (e.g. -f my-values.yaml).
 DEPLOY_FLAGS ?=
-# The e2e release on a 2-core kind node: the control plane holds about half
-# the CPU, and a rolling restart adds a pod.
-E2E_DEPLOY_FLAGS ?= --set autoscaling.minReplicas=2 --set autoscaling.maxReplicas=3 \
-	--set resources.requests.cpu=100m --set postgresql.resources.requests.cpu=50m \
-	--set migrations.resources.requests.cpu=20m
-# The bundled PostgreSQL/Redis images: the official ones, or (air-gapped,
-# when the official ones are absent locally) those built from Debian packages.
-AIRGAP_PG_IMAGE ?= storefront-airgap/postgres:15
-AIRGAP_REDIS_IMAGE ?= storefront-airgap/redis:7
-# Probed once per make run (the same idiom as IMAGE_TAG in image.mk).
-USE_AIRGAP_IMAGES ?= $(eval USE_AIRGAP_IMAGES := $(shell $(DOCKER) image inspect postgres:17.6-bookworm >/dev/null 2>&1 || \
-	($(DOCKER) image inspect $(AIRGAP_PG_IMAGE) >/dev/null 2>&1 && echo 1)))$(USE_AIRGAP_IMAGES)
+# The e2e release runs the chart's default values: on three nodes they fit
+# (API 2-6 pods x 250m CPU requested, PostgreSQL 100m, Redis 50m, on two
+# 2-CPU workers), so nothing is shrunk. Add flags here only with a reason.
+E2E_DEPLOY_FLAGS ?=
+# The cluster's mode (`airgap mode`), asked once per make run: an air-gapped
+# cluster cannot pull the official PostgreSQL/Redis images, so it runs the
+# ones built from Debian packages (values-airgap.yaml names them; deploy
+# builds and loads them).
+USE_AIRGAP_IMAGES ?= $(eval USE_AIRGAP_IMAGES := $(filter airgap,$(shell $(AIRGAP_ENV) $(AIRGAP_TOOL) mode)))$(USE_AIRGAP_IMAGES)
 DEPLOY_VALUES ?= $(if $(USE_AIRGAP_IMAGES),-f $(CHART)/values-airgap.yaml)
 # checkov (PyPI) scans every scenario's render; pinned, in a private venv
 # (not the project's lockfile). Accepted findings are skipped in the chart
@@ -142,9 +131,9 @@ namespace: tools
 		$(KUBECTL) --context $(KUBE_CONTEXT) apply -f -
 
 .PHONY: deploy
-deploy: tools image namespace ## helm upgrade --install into the kind cluster (loads the image; air-gapped images when needed)
-	$(MAKE) kind-load IMAGE='$(IMAGE)'
-	@if [ -n "$(USE_AIRGAP_IMAGES)" ]; then $(MAKE) kind-load IMAGE='$(AIRGAP_PG_IMAGE) $(AIRGAP_REDIS_IMAGE)'; fi
+deploy: tools image namespace ## helm upgrade --install into the kind cluster (loads the image; builds and loads the air-gapped PostgreSQL/Redis images when needed)
+	$(AIRGAP_ENV) $(AIRGAP_TOOL) load '$(IMAGE)'
+	@if [ -n "$(USE_AIRGAP_IMAGES)" ]; then $(AIRGAP_ENV) $(AIRGAP_TOOL) db-images --load; fi
 	$(HELM) upgrade --install $(RELEASE) $(CHART) --kube-context $(KUBE_CONTEXT) \
 		--namespace $(NAMESPACE) $(DEPLOY_VALUES) $(DEPLOY_FLAGS) \
 		--set image.repository=$(firstword $(subst :, ,$(IMAGE))) --set image.tag=$(lastword $(subst :, ,$(IMAGE))) \
@@ -157,7 +146,7 @@ port-forward: ## Forward http://127.0.0.1:8000 to the API Service in the cluster
 
 .PHONY: dev
 dev: tools ## skaffold dev: build, load into kind, deploy with dev values, port-forward :8000 (PROFILES=sync for hot reload)
-	@if [ -n "$(USE_AIRGAP_IMAGES)" ]; then $(MAKE) kind-load IMAGE='$(AIRGAP_PG_IMAGE) $(AIRGAP_REDIS_IMAGE)'; fi
+	@if [ -n "$(USE_AIRGAP_IMAGES)" ]; then $(AIRGAP_ENV) $(AIRGAP_TOOL) db-images --load; fi
 	PATH='$(BIN)':"$$PATH" $(SKAFFOLD) dev --port-forward $(if $(SKAFFOLD_PROFILES),-p $(SKAFFOLD_PROFILES))
 
 empty :=
@@ -166,7 +155,7 @@ comma := ,
 SKAFFOLD_PROFILES = $(subst $(space),$(comma),$(strip $(PROFILES) $(if $(USE_AIRGAP_IMAGES),airgap)))
 
 .PHONY: e2e
-e2e: tools image ## Cluster tier: kind-up, deploy (PSS restricted), end-to-end tests, kind-down (KEEP_CLUSTER=1 keeps it)
+e2e: deps tools image ## Cluster tier: kind-up, deploy (PSS restricted), end-to-end tests, kind-down (KEEP_CLUSTER=1 keeps it); builds whatever is missing
 	$(MAKE) kind-up
 	status=0; \
 	$(MAKE) deploy DEPLOY_FLAGS='$(E2E_DEPLOY_FLAGS)' && \

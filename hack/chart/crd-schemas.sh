@@ -10,10 +10,9 @@
 # PYTHON: an interpreter with PyYAML (the project's venv).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.6.3}"
-# The newest release whose main module the proxy serves (it carries the CRDs
-# under example/); the API submodule alone does not.
-PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
+# GATEWAY_API_VERSION, PROMETHEUS_OPERATOR_VERSION: the one file of pins.
+# shellcheck source=hack/airgap/versions.env
+source "${here}/../airgap/versions.env"
 # A command line, e.g. "uv run --frozen python".
 read -r -a python <<<"${PYTHON:-python3}"
 cache="${CRD_SCHEMAS:-${XDG_CACHE_HOME:-$HOME/.cache}/storefront/crd-schemas/gateway-${GATEWAY_API_VERSION}-prometheus-operator-${PROMETHEUS_OPERATOR_VERSION}}"
