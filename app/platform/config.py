@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     app_name: str = "storefront"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    docs_enabled: bool = True
+    # /docs, /redoc and /openapi.json. Unset: served in development, not in
+    # production (they map the whole attack surface); set it to override.
+    docs_enabled: bool = Field(default=None, validate_default=True)
 
     # --- database -----------------------------------------------------------
     database_url: str = DEFAULT_DATABASE_URL
@@ -105,6 +107,13 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("docs_enabled", mode="before")
+    @classmethod
+    def _docs_follow_environment(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:
+            return info.data.get("environment") != "production"
         return value
 
     @field_validator("log_level", mode="before")
