@@ -146,6 +146,23 @@ def trimmed_text_pattern(max_length: int) -> str:
     return f"^[{space}]*{edge}(?:{any_allowed}{{0,{max_length - 2}}}{edge})?[{space}]*$"
 
 
+def _offer_no_null(schema: dict[str, Any]) -> None:
+    branches = [branch for branch in schema.get("anyOf", []) if branch.get("type") != "null"]
+    if "anyOf" in schema and len(branches) == 1:
+        del schema["anyOf"]
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+    if schema.get("default", ...) is None:
+        del schema["default"]
+
+
+# For `X | None = None` inputs that may be left out but not sent as null (query
+# values cannot be null at all): the OpenAPI schema offers no null. The field
+# stays nullable for pydantic, so its errors keep plain locations.
+LeaveOutOnly = Field(json_schema_extra=_offer_no_null)
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
     total: int

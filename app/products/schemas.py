@@ -5,9 +5,8 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
-from pydantic.json_schema import SkipJsonSchema
 
-from app.platform.schemas import INT32_MAX, JsonNumber, NoControlChars, PageQuery, trimmed_text_pattern
+from app.platform.schemas import INT32_MAX, JsonNumber, LeaveOutOnly, NoControlChars, PageQuery, trimmed_text_pattern
 from app.products.money import Price, PriceFilter, PriceOut
 
 # Constraints first (on the stripped text), then the control-character check.
@@ -35,15 +34,15 @@ class ProductUpdate(BaseModel):
     """Any subset of the fields; only `description` may be set to null.
 
     The others default to None when absent, but an explicit null is refused,
-    and their OpenAPI schema (SkipJsonSchema) does not offer null either.
+    and their OpenAPI schema (LeaveOutOnly) does not offer null either.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | SkipJsonSchema[None] = None
-    price: Price | SkipJsonSchema[None] = None
+    name: Annotated[Name | None, LeaveOutOnly] = None
+    price: Annotated[Price | None, LeaveOutOnly] = None
     description: Description | None = None
-    stock: Stock | SkipJsonSchema[None] = None
+    stock: Annotated[Stock | None, LeaveOutOnly] = None
 
     @model_validator(mode="after")
     def _required_fields_are_not_null(self) -> ProductUpdate:
@@ -84,9 +83,9 @@ class ProductFilters(PageQuery):
     the price range included, answers 422 like any other bad input."""
 
     # Absent means unfiltered; a query string cannot say null, so the schema offers none.
-    q: SearchText | SkipJsonSchema[None] = None
-    min_price: Annotated[PriceFilter | SkipJsonSchema[None], Field(description="At most max_price")] = None
-    max_price: Annotated[PriceFilter | SkipJsonSchema[None], Field(description="At least min_price")] = None
+    q: Annotated[SearchText | None, LeaveOutOnly] = None
+    min_price: Annotated[PriceFilter | None, LeaveOutOnly, Field(description="At most max_price")] = None
+    max_price: Annotated[PriceFilter | None, LeaveOutOnly, Field(description="At least min_price")] = None
     sort: ProductSort = ProductSort.CREATED_DESC
 
     @model_validator(mode="after")
