@@ -86,3 +86,16 @@ async def limit_logins(request: Request, auth: AuthDep, platform: PlatformDep) -
 
 RegistrationRateLimit = Depends(limit_registrations)
 LoginRateLimit = Depends(limit_logins)
+
+
+async def get_optional_user(
+    request: Request, session: SessionDep, auth: AuthDep, token: Annotated[str | None, Depends(bearer)]
+) -> User | None:
+    """The caller on routes where signing in is optional: None without an
+    Authorization header, but a header that does not authenticate is still 401."""
+    if "authorization" not in request.headers:
+        return None
+    return await service.authenticate(session, auth.tokens, token)
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]

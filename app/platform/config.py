@@ -11,7 +11,7 @@ import ipaddress
 import os
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -102,7 +102,9 @@ class Settings(DatabaseSettings):
     environment: Literal["development", "production"] = "development"
     app_name: str = "storefront"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    docs_enabled: bool = True
+    # /docs, /redoc and /openapi.json. Unset: served in development, not in
+    # production (they map the whole attack surface); set it to override.
+    docs_enabled: bool = Field(default=None, validate_default=True)
 
     # --- redis ----------------------------------------------------------------
     redis_url: str | None = None
@@ -206,6 +208,13 @@ class Settings(DatabaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError as exc:
                 raise ValueError(f"TRUSTED_PROXIES: {item!r} is not an IP address or network") from exc
+        return value
+
+    @field_validator("docs_enabled", mode="before")
+    @classmethod
+    def _docs_follow_environment(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:
+            return info.data.get("environment") != "production"
         return value
 
     @field_validator("log_level", mode="before")

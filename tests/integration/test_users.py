@@ -13,6 +13,7 @@ from app.platform.state import Platform
 from tests.support.api import PASSWORD, account, new_user_payload, register
 
 USER_FIELDS = {"id", "email", "username", "created_at", "is_active"}
+PUBLIC_FIELDS = {"id", "username", "created_at"}
 
 
 async def test_register_returns_201_with_location_and_public_fields(client: httpx.AsyncClient) -> None:
@@ -130,12 +131,35 @@ async def test_malformed_bodies_are_4xx(client: httpx.AsyncClient, content: byte
     assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_get_user_by_id(client: httpx.AsyncClient) -> None:
+async def test_get_user_by_id_shows_others_the_public_profile_only(client: httpx.AsyncClient) -> None:
+    """Finding 10 (contract v1.1): ids are sequential, so a profile anyone can
+    read must not carry the e-mail address."""
     user = await register(client)
-    response = await client.get(f"/users/{user['id']}")
+    other = await account(client, "other")
+    for headers in ({}, other.headers):
+        response = await client.get(f"/users/{user['id']}", headers=headers)
+        assert response.status_code == 200
+        assert response.json()["username"] == user["username"]
+        assert set(response.json()) == PUBLIC_FIELDS
+        assert str(user["email"]) not in response.text
+
+
+async def test_get_user_by_id_shows_the_caller_its_full_record(client: httpx.AsyncClient) -> None:
+    me = await account(client)
+    response = await client.get(f"/users/{me.id}", headers=me.headers)
     assert response.status_code == 200
-    assert response.json()["username"] == user["username"]
     assert set(response.json()) == USER_FIELDS
+    assert response.json()["email"] == me.email
+
+
+@pytest.mark.parametrize("authorization", ["Bearer not.a.jwt", "Bearer", "Basic dXNlcjpwYXNz", "Bearer {refresh}"])
+async def test_get_user_by_id_with_a_bad_token_is_401(client: httpx.AsyncClient, authorization: str) -> None:
+    """Signing in is optional there, but a credential that is sent must be valid."""
+    me = await account(client)
+    headers = {"Authorization": authorization.format(refresh=me.refresh_token)}
+    response = await client.get(f"/users/{me.id}", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
 
 
 @pytest.mark.parametrize("user_id", ["999999", "0", "-1", "abc", str(2**40), "1.5"])
