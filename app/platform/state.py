@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.platform.cache import Cache
 from app.platform.config import Settings
-from app.platform.database import create_engine, create_sessionmaker
+from app.platform.database import create_engine, create_liveness, create_sessionmaker
+from app.platform.db_liveness import DatabaseLiveness
 from app.platform.email import EmailSender, create_email_sender
 from app.platform.lifecycle import ShutdownState, install_sigterm_drain
 from app.platform.metrics import Telemetry, metrics_listener
@@ -44,6 +45,8 @@ class Platform:
     email: EmailSender
     outbox: OutboxRelay
     shutdown: ShutdownState
+    # Liveness of the pooled PostgreSQL connections (None on SQLite).
+    db_liveness: DatabaseLiveness | None = None
 
 
 @asynccontextmanager
@@ -55,6 +58,10 @@ async def open_platform(
     async with AsyncExitStack() as stack:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
+        liveness = create_liveness(engine, settings)
+        if liveness is not None:
+            liveness.start()
+            stack.push_async_callback(liveness.stop)
         telemetry.watch_pool(engine)
         redis = create_redis(settings)
         listener = create_redis(settings, blocking_reads=True)
@@ -73,7 +80,11 @@ async def open_platform(
             tracing.instrument_http(http)
         cache_class = Cache if tracing is None else partial(TracedCache, tracing.tracer)
         cache = cache_class(
-            telemetry.cache, guard=guard, listener=listener, local_max_entries=settings.local_cache_max_entries
+            telemetry.cache,
+            guard=guard,
+            listener=listener,
+            local_max_entries=settings.local_cache_max_entries,
+            local_max_bytes=settings.local_cache_max_mib * 2**20,
         )
         cache.start()
         stack.push_async_callback(cache.stop)
@@ -95,6 +106,7 @@ async def open_platform(
             email=create_email_sender(settings, http),
             outbox=OutboxRelay(sessionmaker, email_sender, settings, telemetry.outbox),
             shutdown=shutdown,
+            db_liveness=liveness,
         )
         # Its polling is not traced; each e-mail it sends is a trace of its own.
         with untraced(tracing):
