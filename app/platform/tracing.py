@@ -221,7 +221,8 @@ def _cache_name(key: str) -> str:
 
 def _failed(span: trace.Span, exc: BaseException) -> None:
     # An expected refusal (a 404 from the computation) is an answer, not a failure.
-
+    if isinstance(exc, AppError) and exc.status_code < 500:
+        return
     if isinstance(exc, Exception):
         span.record_exception(exc)
     span.set_status(Status(StatusCode.ERROR, type(exc).__name__))

@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry import trace
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -20,8 +22,9 @@ from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_tra
 
 from app.platform.config import Settings
 from app.platform.email import HttpEmailSender
-from app.platform.logging import RequestIdFilter
+from app.platform.logging import RequestIdFilter, TraceContextFilter
 from app.platform.state import Platform
+from app.platform.tracing import TracedCache
 from tests.integration.test_welcome_email import eventually
 from tests.support.api import Account, account, create_product, new_user_payload
 from tests.support.app import Started, started
@@ -128,7 +131,8 @@ async def test_a_miss_is_one_trace_http_then_cache_then_the_statement(
     assert all(parent_of(s) == cache.context.span_id for s in statements), describe(spans)
     assert any(s.name.startswith("SELECT") for s in statements), describe(spans)
     redis_calls = [s for s in spans if is_redis(s)]
-    assert {"GET", "SET", "EVALSHA"} <= {s.name for s in redis_calls}, describe(spans)
+    # The read, then the Lua scripts that take the lease and store under it.
+    assert {"GET", "EVALSHA"} <= {s.name for s in redis_calls}, describe(spans)
     assert all(parent_of(s) == cache.context.span_id for s in redis_calls)
 
     # Nothing of the product itself reaches a span: statements are sent with
@@ -320,15 +324,34 @@ async def test_log_lines_carry_the_trace_id(
     assert "RuntimeError" in traceback["exc_info"]
 
 
+def instrumented(platform: Platform) -> set[str]:
+    """Which of the platform's parts OpenTelemetry has wrapped."""
+    found = set()
+    listeners = platform.engine.sync_engine.dispatch.before_cursor_execute
+    # Not just "any listener": the database liveness watch has its own.
+    if any(isinstance(getattr(listener, "__self__", None), EngineTracer) for listener in listeners):
+        found.add("engine")
+    assert platform.redis is not None
+    if hasattr(platform.redis.client.execute_command, "__wrapped__"):
+        found.add("redis")
+    if getattr(platform.http, "_is_instrumented_by_opentelemetry", False):
+        found.add("http")
+    if isinstance(platform.cache, TracedCache):
+        found.add("cache")
+    return found
+
+
+async def test_tracing_on_instruments_the_platform(platform: Platform) -> None:
+    # The counterpart of the test below: it shows that `instrumented` sees them.
+    assert instrumented(platform) == {"engine", "redis", "http", "cache"}
+    assert [type(f) for f in app_log_handler().filters] == [RequestIdFilter, TraceContextFilter]
+
+
 async def test_tracing_off_installs_nothing(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
     async with started(settings) as running:
-        platform = running.state["platform"]
-        assert type(platform.cache).__name__ == "Cache"
-        assert not platform.engine.sync_engine.dispatch.before_cursor_execute
-        assert platform.redis is not None
-        assert not getattr(platform.redis.client, "_is_instrumented_by_opentelemetry", False)
-        assert not hasattr(platform.redis.client.execute_command, "__wrapped__")
-        assert not getattr(platform.http, "_is_instrumented_by_opentelemetry", False)
+        assert instrumented(running.state["platform"]) == set()
         assert [type(f) for f in app_log_handler().filters] == [RequestIdFilter]
+        # No global provider either: a library's spans would go nowhere.
+        assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
