@@ -54,6 +54,7 @@ def uvicorn_server(env: Mapping[str, object], *, app: str = "app.main:app") -> I
         sys.executable, "-m", "uvicorn", app,
         "--host", "127.0.0.1", "--port", str(port),
         "--lifespan", "on", "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+        "--log-config", str(REPO / "app" / "platform" / "log_config.json"),
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     with tempfile.NamedTemporaryFile(prefix="uvicorn-", suffix=".log", delete=False) as log:
