@@ -53,7 +53,7 @@ def uvicorn_server(env: Mapping[str, object], *, app: str = "app.main:app") -> I
     command = [
         sys.executable, "-m", "uvicorn", app,
         "--host", "127.0.0.1", "--port", str(port),
-        "--lifespan", "on", "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+        "--lifespan", "on", "--loop", "uvloop", "--http", "httptools", "--no-proxy-headers", "--no-access-log",
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     with tempfile.NamedTemporaryFile(prefix="uvicorn-", suffix=".log", delete=False) as log:
