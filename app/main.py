@@ -48,7 +48,11 @@ def _lifespan(
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
         try:
             async with open_platform(settings, telemetry, tracing) as platform:
-                yield AppState(platform=platform, auth=await create_auth_services(platform))
+                auth = await create_auth_services(platform)
+                try:
+                    yield AppState(platform=platform, auth=auth)
+                finally:
+                    auth.hasher.close()
         finally:
             if tracing is not None:
                 await tracing.shutdown()
