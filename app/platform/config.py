@@ -52,6 +52,14 @@ class DatabaseSettings(BaseSettings):
     db_ping_timeout: float = Field(default=0.5, gt=0, le=10)
     db_connect_timeout: float = Field(default=3.0, gt=0, le=60)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0)
+    # DATABASE_URL reaches PostgreSQL through PgBouncer in transaction mode (a
+    # CloudNativePG Pooler): consecutive transactions of one connection may run
+    # on different server connections, and PgBouncer refuses startup
+    # parameters it cannot carry across them (statement_timeout). The timeout
+    # is then set per transaction (SET LOCAL), one round trip more each.
+    # Prepared statements need nothing here: PgBouncer's
+    # max_prepared_statements re-prepares them where they run.
+    db_transaction_pooler: bool = False
     db_application_name: str = "storefront-api"
     # How long `alembic upgrade` waits for an unreachable database (0: fail at once).
     db_wait_seconds: float = Field(default=0.0, ge=0, le=3600)

@@ -79,10 +79,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         "pool_recycle": settings.db_pool_recycle,
     }
     if postgres:
+        # application_name is one of the parameters PgBouncer carries over.
         server_settings = {"application_name": settings.db_application_name}
         command_timeout = None
         if settings.db_statement_timeout_ms:
-            server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+            if not settings.db_transaction_pooler:
+                server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
             # Client-side backstop for a server that stops answering altogether.
             command_timeout = settings.db_statement_timeout_ms / 1000 + 1
         options["connect_args"] = {
@@ -95,7 +97,20 @@ def create_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
+    if postgres and settings.db_transaction_pooler and settings.db_statement_timeout_ms:
+        _statement_timeout_per_transaction(engine, settings.db_statement_timeout_ms)
     return engine
+
+
+def _statement_timeout_per_transaction(engine: AsyncEngine, timeout_ms: int) -> None:
+    """statement_timeout for each transaction, not each connection: behind a
+    transaction pooler a connection's session settings would stay on whatever
+    server connection it happened to use, for other clients to inherit."""
+    statement = f"SET LOCAL statement_timeout = {int(timeout_ms)}"
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(statement)
 
 
 def create_liveness(engine: AsyncEngine, settings: Settings) -> DatabaseLiveness | None:

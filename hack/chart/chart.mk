@@ -15,7 +15,7 @@ CHART := $(REPO_ROOT)/charts/storefront
 KUBE_VERSION ?= 1.34.0
 RELEASE ?= storefront
 NAMESPACE ?= storefront
-CHART_SCENARIOS := default external-database gitops ha minimal
+CHART_SCENARIOS := default external-database gitops ha minimal cloudnativepg
 # Extra `helm upgrade` flags for deploy (e.g. -f my-values.yaml).
 DEPLOY_FLAGS ?=
 # The e2e release runs the chart's default values: on three nodes they fit

@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
 # JSON schemas of the CRDs the chart renders, for kubeconform, offline: the
-# Gateway API (HTTPRoute) and the Prometheus Operator (ServiceMonitor,
-# PrometheusRule). Both come from Go modules the module proxy serves, which
-# carry the CRD manifests. Prints the schema directory (cached, keyed by the
+# Gateway API (HTTPRoute), the Prometheus Operator (ServiceMonitor,
+# PrometheusRule) and CloudNativePG (Cluster, Pooler). All come from Go
+# modules the module proxy serves, which carry the CRD manifests. Prints the schema directory (cached, keyed by the
 # versions).
 #
-# GATEWAY_API_CRDS / PROMETHEUS_OPERATOR_CRDS: directories of CRD manifests;
+# GATEWAY_API_CRDS / PROMETHEUS_OPERATOR_CRDS / CNPG_CRDS: directories of CRD manifests;
 # empty: downloaded with `go mod download` at the versions below.
 # PYTHON: an interpreter with PyYAML (the project's venv).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# GATEWAY_API_VERSION, PROMETHEUS_OPERATOR_VERSION: the one file of pins.
+# GATEWAY_API_VERSION, PROMETHEUS_OPERATOR_VERSION, CNPG_VERSION: the one file of pins.
 # shellcheck source=hack/airgap/versions.env
 source "${here}/../airgap/versions.env"
 # A command line, e.g. "uv run --frozen python".
 read -r -a python <<<"${PYTHON:-python3}"
-cache="${CRD_SCHEMAS:-${XDG_CACHE_HOME:-$HOME/.cache}/storefront/crd-schemas/gateway-${GATEWAY_API_VERSION}-prometheus-operator-${PROMETHEUS_OPERATOR_VERSION}}"
+cache="${CRD_SCHEMAS:-${XDG_CACHE_HOME:-$HOME/.cache}/storefront/crd-schemas/gateway-${GATEWAY_API_VERSION}-prometheus-operator-${PROMETHEUS_OPERATOR_VERSION}-cnpg-${CNPG_VERSION}}"
 
-if [[ -s "${cache}/gateway.networking.k8s.io/httproute_v1.json" && -s "${cache}/monitoring.coreos.com/prometheusrule_v1.json" ]]; then
+if [[ -s "${cache}/gateway.networking.k8s.io/httproute_v1.json" && -s "${cache}/monitoring.coreos.com/prometheusrule_v1.json" &&
+  -s "${cache}/postgresql.cnpg.io/pooler_v1.json" ]]; then
   echo "${cache}"
   exit 0
 fi
@@ -34,13 +35,17 @@ operator="${PROMETHEUS_OPERATOR_CRDS:-}"
 if [[ -z "${operator}" ]]; then
   operator="$(module_dir "github.com/prometheus-operator/prometheus-operator@${PROMETHEUS_OPERATOR_VERSION}")/example/prometheus-operator-crd"
 fi
-for dir in "${gateway}" "${operator}"; do
+cnpg="${CNPG_CRDS:-}"
+if [[ -z "${cnpg}" ]]; then
+  cnpg="$(module_dir "github.com/cloudnative-pg/cloudnative-pg@${CNPG_VERSION}")/config/crd/bases"
+fi
+for dir in "${gateway}" "${operator}" "${cnpg}"; do
   [[ -d "${dir}" ]] || { echo "no CRD directory ${dir}" >&2; exit 1; }
 done
 
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
-"${python[@]}" "${here}/crd_to_jsonschema.py" "${work}/schemas" "${gateway}" "${operator}" >&2
+"${python[@]}" "${here}/crd_to_jsonschema.py" "${work}/schemas" "${gateway}" "${operator}" "${cnpg}" >&2
 mkdir -p "$(dirname "${cache}")"
 rm -rf "${cache}"
 mv "${work}/schemas" "${cache}"

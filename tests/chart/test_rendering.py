@@ -28,6 +28,7 @@ SCENARIOS = [
     "ci/gitops-values.yaml",
     "ci/ha-values.yaml",
     "ci/minimal-values.yaml",
+    "ci/cloudnativepg-values.yaml",
 ]
 SECRETS = "/var/run/secrets/storefront"
 
@@ -286,7 +287,8 @@ def test_airgap_values_switch_only_the_data_store_images(rendered: Render) -> No
         f"shop-storefront-{name}": f"{airgap[name]['image']['repository']}:{airgap[name]['image']['tag']}"
         for name in ("postgresql", "redis")
     }
-    assert set(airgap) == {"postgresql", "redis"}
+    # ... and, for database.mode=cloudnativepg, the operand and pooler images.
+    assert set(airgap) == {"postgresql", "redis", "cloudnativepg"}
 
 
 def test_plain_manifests_are_in_sync_with_the_chart(helm_available: None) -> None:

@@ -58,6 +58,20 @@ app.kubernetes.io/part-of: storefront
 {{- printf "%s-redis" (include "storefront.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/*
+Where PostgreSQL comes from: "bundled" (the StatefulSet), "external"
+(externalDatabase) or "cloudnativepg" (a CloudNativePG Cluster and Pooler).
+database.mode empty: what postgresql.enabled said before the mode existed.
+*/}}
+{{- define "storefront.database.mode" -}}
+{{- $mode := .Values.database.mode -}}
+{{- if $mode -}}
+{{ $mode }}
+{{- else -}}
+{{ ternary "bundled" "external" .Values.postgresql.enabled }}
+{{- end }}
+{{- end }}
+
 {{- define "storefront.postgresql.secretName" -}}
 {{- default (include "storefront.postgresql.fullname" .) .Values.postgresql.auth.existingSecret }}
 {{- end }}
@@ -68,7 +82,10 @@ app.kubernetes.io/part-of: storefront
 
 {{/* Where the app role's password lives: "secret/key". */}}
 {{- define "storefront.database.appPasswordSecret" -}}
-{{- if .Values.postgresql.enabled -}}
+{{- $mode := include "storefront.database.mode" . -}}
+{{- if eq $mode "cloudnativepg" -}}
+{{ include "storefront.cnpg.appSecretName" . }}/password
+{{- else if eq $mode "bundled" -}}
 {{ include "storefront.postgresql.secretName" . }}/password
 {{- else if .Values.externalDatabase.existingSecret -}}
 {{ .Values.externalDatabase.existingSecret }}/{{ .Values.externalDatabase.passwordKey }}
@@ -80,7 +97,10 @@ app.kubernetes.io/part-of: storefront
 {{/* Where the owner role's password lives: "secret/key" (the app's when there is one pair). */}}
 {{- define "storefront.database.ownerPasswordSecret" -}}
 {{- $owner := .Values.externalDatabase.owner -}}
-{{- if .Values.postgresql.enabled -}}
+{{- $mode := include "storefront.database.mode" . -}}
+{{- if eq $mode "cloudnativepg" -}}
+{{ include "storefront.cnpg.ownerSecretName" . }}/password
+{{- else if eq $mode "bundled" -}}
 {{ include "storefront.postgresql.secretName" . }}/owner-password
 {{- else if not $owner.username -}}
 {{ include "storefront.database.appPasswordSecret" . }}
@@ -94,7 +114,10 @@ app.kubernetes.io/part-of: storefront
 {{- end }}
 
 {{- define "storefront.database.ownerUsername" -}}
-{{- if .Values.postgresql.enabled -}}
+{{- $mode := include "storefront.database.mode" . -}}
+{{- if eq $mode "cloudnativepg" -}}
+{{ .Values.cloudnativepg.auth.ownerUsername }}
+{{- else if eq $mode "bundled" -}}
 {{ .Values.postgresql.auth.ownerUsername }}
 {{- else -}}
 {{ default .Values.externalDatabase.username .Values.externalDatabase.owner.username }}
@@ -102,10 +125,14 @@ app.kubernetes.io/part-of: storefront
 {{- end }}
 
 {{/* DATABASE_URL for a role, without the password (that comes from a mounted file):
-     (dict "ctx" $ "username" "...") */}}
+     (dict "ctx" $ "username" "..." ["host" "..."]). CloudNativePG: the host is
+     the Pooler (the API) unless given (the migrations: the primary). */}}
 {{- define "storefront.database.urlFor" -}}
 {{- $ := .ctx -}}
-{{- if $.Values.postgresql.enabled -}}
+{{- $mode := include "storefront.database.mode" $ -}}
+{{- if eq $mode "cloudnativepg" -}}
+postgresql://{{ .username }}@{{ default (include "storefront.cnpg.poolerName" $) .host }}:5432/{{ $.Values.cloudnativepg.auth.database }}
+{{- else if eq $mode "bundled" -}}
 postgresql://{{ .username }}@{{ include "storefront.postgresql.fullname" $ }}:5432/{{ $.Values.postgresql.auth.database }}
 {{- else -}}
 {{- $db := $.Values.externalDatabase -}}
@@ -116,13 +143,20 @@ postgresql://{{ .username }}@{{ $db.host }}:{{ $db.port }}/{{ $db.database }}{{ 
 
 {{/* DATABASE_URL of the app role. */}}
 {{- define "storefront.database.url" -}}
-{{- $user := ternary .Values.postgresql.auth.username .Values.externalDatabase.username .Values.postgresql.enabled -}}
+{{- $mode := include "storefront.database.mode" . -}}
+{{- $user := .Values.externalDatabase.username -}}
+{{- if eq $mode "bundled" }}{{ $user = .Values.postgresql.auth.username }}{{ end -}}
+{{- if eq $mode "cloudnativepg" }}{{ $user = .Values.cloudnativepg.auth.username }}{{ end -}}
 {{- include "storefront.database.urlFor" (dict "ctx" . "username" $user) }}
 {{- end }}
 
-{{/* DATABASE_URL of the migrations (the owner role). */}}
+{{/* DATABASE_URL of the migrations (the owner role). CloudNativePG: straight to
+     the primary's read-write Service, never through PgBouncer in transaction
+     mode (migrations keep one session). */}}
 {{- define "storefront.database.ownerUrl" -}}
-{{- include "storefront.database.urlFor" (dict "ctx" . "username" (include "storefront.database.ownerUsername" .)) }}
+{{- $host := "" -}}
+{{- if eq (include "storefront.database.mode" .) "cloudnativepg" }}{{ $host = printf "%s-rw" (include "storefront.cnpg.clusterName" .) }}{{ end -}}
+{{- include "storefront.database.urlFor" (dict "ctx" . "username" (include "storefront.database.ownerUsername" .) "host" $host) }}
 {{- end }}
 
 {{- define "storefront.redis.enabled" -}}
@@ -188,7 +222,13 @@ connections" exactly when load peaks.
 {{- $perPod := add $pool.size $pool.maxOverflow -}}
 {{- $pods := add (ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled) .Values.rollingUpdate.maxSurge -}}
 {{- $apiConnections := mul $pods $perPod -}}
-{{- if .Values.postgresql.enabled -}}
+{{- $mode := include "storefront.database.mode" . -}}
+{{- if not (has $mode (list "bundled" "external" "cloudnativepg")) -}}
+{{ fail (printf "database.mode must be bundled, external or cloudnativepg (got %q)" $mode) }}
+{{- end -}}
+{{- if eq $mode "cloudnativepg" -}}
+{{- include "storefront.cnpg.validate" (dict "ctx" . "pods" $pods "perPod" $perPod) -}}
+{{- else if eq $mode "bundled" -}}
 {{- $budget := sub .Values.postgresql.maxConnections .Values.postgresql.reservedConnections -}}
 {{- if gt (int $apiConnections) (int $budget) -}}
 {{ fail (printf "database connection budget exceeded: %d API pods (max replicas + maxSurge) x %d connections (pool size + overflow) = %d, but postgresql.maxConnections %d - reservedConnections %d leaves %d. Raise postgresql.maxConnections, or lower autoscaling.maxReplicas or database.pool." (int $pods) (int $perPod) (int $apiConnections) (int .Values.postgresql.maxConnections) (int .Values.postgresql.reservedConnections) (int $budget)) }}
@@ -208,17 +248,17 @@ connections" exactly when load peaks.
 {{- if and .Values.devMode (eq .Values.environment "production") -}}
 {{ fail "devMode (source synced into the pod, --reload) is refused with environment: production" }}
 {{- end -}}
-{{- if and (not .Values.postgresql.enabled) (not .Values.externalDatabase.existingSecret) (not .Values.externalDatabase.password) -}}
+{{- if and (eq $mode "external") (not .Values.externalDatabase.existingSecret) (not .Values.externalDatabase.password) -}}
 {{ fail "externalDatabase needs existingSecret (or, in development, password)" }}
 {{- end -}}
 {{- $owner := .Values.externalDatabase.owner -}}
-{{- if and (not .Values.postgresql.enabled) $owner.username (not $owner.existingSecret) (not .Values.externalDatabase.existingSecret) (not $owner.password) -}}
+{{- if and (eq $mode "external") $owner.username (not $owner.existingSecret) (not .Values.externalDatabase.existingSecret) (not $owner.password) -}}
 {{ fail "externalDatabase.owner.username needs owner.existingSecret, externalDatabase.existingSecret (key owner.passwordKey) or, in development, owner.password" }}
 {{- end -}}
-{{- if and (not .Values.postgresql.enabled) $owner.username (not $owner.existingSecret) (not .Values.externalDatabase.existingSecret) (not .Values.externalDatabase.password) -}}
+{{- if and (eq $mode "external") $owner.username (not $owner.existingSecret) (not .Values.externalDatabase.existingSecret) (not .Values.externalDatabase.password) -}}
 {{ fail "externalDatabase.owner.password (plain text) needs externalDatabase.password too: both go into one chart-made Secret" }}
 {{- end -}}
-{{- if and .Values.postgresql.enabled (eq .Values.postgresql.auth.username .Values.postgresql.auth.ownerUsername) -}}
+{{- if and (eq $mode "bundled") (eq .Values.postgresql.auth.username .Values.postgresql.auth.ownerUsername) -}}
 {{ fail "postgresql.auth.username and ownerUsername must differ: the app role gets DML only, the owner role owns the schema" }}
 {{- end -}}
 {{- if has "*" .Values.trustedProxies -}}

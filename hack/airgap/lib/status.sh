@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # `airgap status`: what is built and what is missing. Exit status 0 only if
 # nothing must be built for an air-gapped cluster and the chart work: the
-# tools, the node image (it carries every cluster image) and the PostgreSQL
-# and Redis images. Intermediate artefacts are listed but not required.
+# tools, the node image (it carries every cluster image), the PostgreSQL
+# and Redis images, and CloudNativePG's (operator, PostgreSQL, PgBouncer).
+# Intermediate artefacts are listed but not required.
 # `airgap clean`: remove what the builds produced.
 
 status_report() {
@@ -31,6 +32,7 @@ status_report() {
   for t in "${ALL_TOOLS[@]}"; do check_path 1 tool "${t} $(tool_version "${t}")" "$(tool_path "${t}")"; done
   if "${DOCKER}" info >/dev/null 2>&1; then
     for image in "${AIRGAP_NODE_IMAGE}" "${POSTGRES_IMAGE}" "${REDIS_IMAGE}"; do check_image 1 "${image}"; done
+    while read -r image; do check_image 1 "${image}"; done < <(cnpg_image_names)
   else
     row MISSING docker "engine" "docker info fails (hack/ensure-docker.sh starts it)"
     missing=$((missing + 1))
