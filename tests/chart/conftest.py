@@ -17,6 +17,9 @@ HELM = os.environ.get("HELM", str(REPO / "bin" / "helm"))
 PROMTOOL = os.environ.get("PROMTOOL", str(REPO / "bin" / "promtool"))
 
 Manifest = dict[str, Any]
+# Every values file CI renders (chart-testing's ci/ convention): a scenario
+# added there is checked by every test that walks SCENARIOS.
+SCENARIOS = sorted(f"ci/{path.name}" for path in (CHART / "ci").glob("*-values.yaml"))
 
 
 class RenderError(Exception):

@@ -11,6 +11,7 @@ import yaml
 from tests.chart.conftest import (
     CHART,
     REPO,
+    SCENARIOS,
     Manifest,
     RenderError,
     containers,
@@ -22,14 +23,6 @@ from tests.chart.conftest import (
 )
 
 Render = Callable[..., list[Manifest]]
-SCENARIOS = [
-    "ci/default-values.yaml",
-    "ci/external-database-values.yaml",
-    "ci/gitops-values.yaml",
-    "ci/ha-values.yaml",
-    "ci/minimal-values.yaml",
-    "ci/cloudnativepg-values.yaml",
-]
 SECRETS = "/var/run/secrets/storefront"
 
 

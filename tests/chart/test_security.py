@@ -22,16 +22,12 @@ from tests.chart.conftest import (
     render_text,
     secret_files,
 )
+from tests.chart.conftest import (
+    SCENARIOS as CI_SCENARIOS,
+)
 
 Render = Callable[..., list[Manifest]]
-SCENARIOS = [
-    "ci/default-values.yaml",
-    "ci/external-database-values.yaml",
-    "ci/gitops-values.yaml",
-    "ci/ha-values.yaml",
-    "ci/minimal-values.yaml",
-    "values-dev.yaml",
-]
+SCENARIOS = [*CI_SCENARIOS, "values-dev.yaml"]
 SECRETS = "/var/run/secrets/storefront"
 
 
