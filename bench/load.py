@@ -164,7 +164,7 @@ class Orders:
         return (
             f"math.randomseed({_seed(tag)})\n"
             f"local headers = {_lua_headers(headers)}\n"
-            f"local prefix = {_lua(tag + '-')}\n"
+            f"local prefix = {_lua(_key_prefix(tag))}\n"
             "local counter = 0\n"
             "request = function()\n"
             "  counter = counter + 1\n"
@@ -188,8 +188,13 @@ class Orders:
     def requests(self, count: int, tag: str) -> Iterator[Request]:
         rng = random.Random(tag)
         for n in range(1, count + 1):
-            headers = {**self.headers, "Content-Type": "application/json", "Idempotency-Key": f"{tag}-{n}"}
+            headers = {**self.headers, "Content-Type": "application/json", "Idempotency-Key": f"{_key_prefix(tag)}{n}"}
             yield Request("POST", "/orders/", headers, self.body(rng))
+
+
+def _key_prefix(tag: str) -> str:
+    """Idempotency keys are visible ASCII only: the tag, spaces replaced."""
+    return re.sub(r"[^\x21-\x7e]", "-", tag) + "-"
 
 
 def _seed(tag: str) -> int:
@@ -291,14 +296,18 @@ def vegeta_attack(
     seconds: float,
     *,
     rate: float | None,
-    workers: int | None = None,
+    workers: int,
     results: Path,
 ) -> None:
-    """Open loop at `rate` req/s; or, with rate None, closed loop with exactly
-    `workers` requests in flight. Writes vegeta's binary results."""
-    expected = target_count(rate or 2_000, seconds)
+    """Open loop at `rate` req/s, with at most `workers` requests in flight;
+    or, with rate None, closed loop with exactly `workers` in flight. Writes
+    vegeta's binary results.
+
+    The workers (one connection each) are bounded: unbounded, vegeta opens a
+    burst of connections whenever the server is briefly slow, and each
+    connection the server cannot accept at once costs a 1 s SYN retry."""
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", prefix="bench-targets-") as targets:
-        for request in workload.requests(expected, tag):
+        for request in workload.requests(target_count(rate or 2_000, seconds), tag):
             targets.write(_target(base, request) + "\n")
         targets.flush()
         command = [
@@ -308,40 +317,50 @@ def vegeta_attack(
             f"-targets={targets.name}",
             f"-duration={seconds}s",
             "-timeout=30s",
+            f"-workers={workers}",
+            f"-max-workers={workers}",
+            f"-max-connections={workers}",
             f"-output={results}",
         ]
-        if rate is None:
-            assert workers is not None
-            command += ["-rate=0", f"-workers={workers}", f"-max-workers={workers}"]
-        else:
-            command += [f"-rate={round(rate * 1000)}/1000s"]
+        command.append("-rate=0" if rate is None else f"-rate={round(rate * 1000)}/1000s")
         env = {**os.environ, "GOMAXPROCS": "1"}  # one core: the load side has one
         subprocess.run(on_load_cpu(command), check=True, env=env, stdout=subprocess.DEVNULL)
 
 
-def vegeta_report(results: Path, seconds: float) -> FixedRate:
-    out = subprocess.run([tool("vegeta"), "report", "-type=json", str(results)], capture_output=True, check=True)
-    report = json.loads(out.stdout)
-    latencies = report["latencies"]
-    codes: dict[str, int] = report.get("status_codes") or {}
-    ok = sum(n for code, n in codes.items() if code.startswith("2"))
-    return FixedRate(
-        rate=report["rate"],
-        req_s=ok / seconds,
-        p50_ms=latencies["50th"] / 1e6,
-        p99_ms=latencies["99th"] / 1e6,
-        max_ms=latencies["max"] / 1e6,
-        errors=report["requests"] - ok,
-        requests=report["requests"],
-        status_codes=codes,
-    )
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def fixed_rate(base: str, workload: Workload, tag: str, seconds: float, rate: float) -> FixedRate:
+# Sent before the counted seconds of an open-loop run, while connections open.
+OPEN_LOOP_WARMUP_S = 1.0
+
+
+def fixed_rate(base: str, workload: Workload, tag: str, seconds: float, rate: float, *, workers: int = 64) -> FixedRate:
+    """Open loop at `rate` for warmup + seconds; latencies from the requests
+    sent after the warm-up (while connections open), errors from all."""
     with tempfile.TemporaryDirectory(prefix="bench-vegeta-") as workdir:
         results = Path(workdir) / "results.bin"
-        vegeta_attack(base, workload, tag, seconds, rate=rate, results=results)
-        return vegeta_report(results, seconds)
+        vegeta_attack(base, workload, tag, OPEN_LOOP_WARMUP_S + seconds, rate=rate, workers=workers, results=results)
+        outcomes = vegeta_outcomes(results)
+    first_counted = int(rate * OPEN_LOOP_WARMUP_S)
+    counted = [o for o in outcomes if o.seq >= first_counted]
+    ok = [o.latency_ms for o in counted if 200 <= o.code < 300]
+    codes: dict[str, int] = {}
+    for outcome in outcomes:
+        codes[str(outcome.code)] = codes.get(str(outcome.code), 0) + 1
+    return FixedRate(
+        rate=len(counted) / seconds,
+        req_s=len(ok) / seconds,
+        p50_ms=_percentile(ok, 0.50),
+        p99_ms=_percentile(ok, 0.99),
+        max_ms=max(ok, default=0.0),
+        errors=sum(1 for o in outcomes if not 200 <= o.code < 300),
+        requests=len(outcomes),
+        status_codes=codes,
+    )
 
 
 @dataclass(frozen=True)
@@ -351,6 +370,8 @@ class Outcome:
     code: int
     latency_ms: float
     error: str
+    seq: int = 0
+    body: bytes = b""
 
 
 def vegeta_outcomes(results: Path) -> list[Outcome]:
@@ -361,7 +382,8 @@ def vegeta_outcomes(results: Path) -> list[Outcome]:
     outcomes = []
     for line in out.splitlines():
         hit = json.loads(line)
-        outcomes.append(Outcome(hit["code"], hit["latency"] / 1e6, hit.get("error") or ""))
+        body = base64.b64decode(hit.get("body") or "")
+        outcomes.append(Outcome(hit["code"], hit["latency"] / 1e6, hit.get("error") or "", hit.get("seq", 0), body))
     return outcomes
 
 

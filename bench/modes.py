@@ -107,7 +107,7 @@ def overload(out: Path, meta: dict[str, Any], *, delay_ms: float, seconds: float
             DB_POOL_TIMEOUT=str(POOL_TIMEOUT_S),
         )
         with server("service (slow database)", "app.main:app", env) as service:
-            catalogue = seed_catalogue(service, db.dsn, 2_000)
+            catalogue = seed_catalogue(service, db.dsn, 2_000, wait_ready=False)
             for case, workload in _cases(catalogue).items():
                 log(f"overload: {case}, {workers} concurrent requests for {seconds:.0f} s")
                 with tempfile.TemporaryDirectory(prefix="bench-overload-") as workdir:
@@ -131,6 +131,7 @@ def overload(out: Path, meta: dict[str, Any], *, delay_ms: float, seconds: float
         f" | {v.ok_p99_ms} | {v.ok_max_ms} | {v.unavailable_max_ms} | {v.late_503s} | {'yes' if v.passed else 'NO'} |\n"
         for v in verdicts
     )
+    rows += "".join(f"\n{v.case}: {v.codes}; " + "; ".join(v.details) + "\n" for v in verdicts if v.details)
     meta.update({"mode": "overload", "delay_ms": delay_ms, "seconds_per_case": seconds, "workers": workers})
     _write(out, "overload", {"meta": meta, "passed": passed, "cases": [asdict(v) for v in verdicts]}, header + rows)
     return passed

@@ -190,7 +190,7 @@ def _until_ready(http: httpx.Client, within: float = 30) -> None:
         time.sleep(0.2)
 
 
-def _retrying_503(send: Callable[[], httpx.Response], attempts: int = 5) -> httpx.Response:
+def _retrying_503(send: Callable[[], httpx.Response], attempts: int = 10) -> httpx.Response:
     """A setup request, sent again after a 503 (a cold pool behind the slow proxy)."""
     for _ in range(attempts - 1):
         response = send()
@@ -218,11 +218,15 @@ class Catalogue:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def seed_catalogue(service: Server, dsn: str, products: int) -> Catalogue:
+def seed_catalogue(service: Server, dsn: str, products: int, *, wait_ready: bool = True) -> Catalogue:
     """The bench user through the API (the service hashes its password), then
-    `products` products to read and as many to order, through COPY."""
-    with httpx.Client(base_url=service.base, timeout=30) as http:
-        _until_ready(http)
+    `products` products to read and as many to order, through COPY.
+
+    `wait_ready` False: behind a very slow database /readyz (1 s timeout)
+    never answers 200; setup requests then just retry their 503s."""
+    with httpx.Client(base_url=service.base, timeout=60) as http:
+        if wait_ready:
+            _until_ready(http)
         user = {"email": "bench@example.com", "username": USERNAME, "password": PASSWORD}
         created = _retrying_503(lambda: http.post("/users/", json=user))
         login = _retrying_503(lambda: http.post("/auth/token", data={"username": USERNAME, "password": PASSWORD}))

@@ -3,7 +3,9 @@ from wrk's output, the overload verdict, the profile's ranking."""
 
 from __future__ import annotations
 
-from bench.load import Fixed, Mix, Outcome, RandomIds, Request, parse_wrk
+import re
+
+from bench.load import Fixed, Mix, Orders, Outcome, RandomIds, Request, parse_wrk
 from bench.profiling import summarise
 from bench.verdict import judge
 
@@ -67,3 +69,11 @@ def test_a_mix_keeps_each_part_and_draws_by_weight() -> None:
     assert "local bounds = {70, 100}" in script
     paths = [r.path for r in mix.requests(1000, "t")]
     assert 600 < sum(p.startswith("/products/") for p in paths) < 800
+
+
+def test_idempotency_keys_are_unique_and_valid_whatever_the_tag() -> None:
+    orders = Orders(1, 100, 3, {"Authorization": "Bearer t"})
+    keys = [r.headers["Idempotency-Key"] for r in orders.requests(50, "overload-order create")]
+    assert len(set(keys)) == 50
+    assert all(re.fullmatch(r"[\x21-\x7e]{1,255}", key) for key in keys)
+    assert 'local prefix = "overload-order-create-"' in orders.lua("overload-order create")
