@@ -38,7 +38,7 @@ from starlette.routing import Route
 # The service's defaults (app/platform/config.py), which the benchmark keeps.
 ISSUER = "storefront"
 AUDIENCE = "storefront-api"
-ACCESS_TTL = timedelta(seconds=900)
+ACCESS_TTL = timedelta(seconds=int(os.environ.get("ACCESS_TOKEN_TTL_SECONDS", "900")))
 REFRESH_TTL = timedelta(days=14)
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss", "aud", "type"]
 CENT = Decimal("0.01")

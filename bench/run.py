@@ -51,7 +51,7 @@ def _machine() -> dict[str, object]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s, 2,000 products")
+    mode.add_argument("--quick", action="store_true", help="smoke run: 1 round of 1 s, 2,000 products, no warm-up")
     mode.add_argument("--profile", action="store_true", help="profile the service under each case (py-spy)")
     mode.add_argument("--overload", action="store_true", help="4x pool concurrency against a slow database")
     mode.add_argument("--sweep", action="store_true", help="pool size x concurrency (8..256)")
@@ -108,11 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         quick = args.quick
         cfg = compare.Settings(
             rounds=1 if quick else args.rounds,
-            duration=2 if quick else (args.duration or 10),
+            duration=1 if quick else (args.duration or 10),
             connections=args.connections,
             products=2_000 if quick else args.products,
-            warmup=1 if quick else 3,
-            open_loop_duration=2 if quick else (args.duration or 10),
+            warmup=0 if quick else 3,
+            open_loop_duration=1 if quick else (args.duration or 10),
             pin_backends=pin,
         )
         result = compare.compare(cfg)

@@ -21,6 +21,8 @@ import uvloop
 
 from bench.tools import REPO, on_load_cpu, wait_for_port
 
+CLOCK_TICK = 0.001
+
 
 class _Delayed(asyncio.Protocol):
     """Writes what it receives to `peer` after `delay` seconds, in order."""
@@ -32,6 +34,7 @@ class _Delayed(asyncio.Protocol):
         self._queue: collections.deque[tuple[float, bytes]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
+        self._unsent: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but are one.
@@ -44,22 +47,32 @@ class _Delayed(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self._queue.append((loop.time() + self.delay, data))
         if self._timer is None:
-            self._timer = loop.call_at(self._queue[0][0], self._flush)
+            self._timer = loop.call_later(self.delay, self._flush)
 
     def _flush(self) -> None:
         loop = asyncio.get_running_loop()
         self._timer = None
         now = loop.time()
-        while self._queue and self._queue[0][0] <= now:
+        # uvloop's clock has millisecond resolution: what is due within one
+        # tick goes now, and a timer is never set for less than a tick (a
+        # zero-delay timer would spin on a clock that does not move).
+        while self._queue and self._queue[0][0] <= now + CLOCK_TICK:
             self._write(self._queue.popleft()[1])
         if self._queue:
-            self._timer = loop.call_at(self._queue[0][0], self._flush)
+            self._timer = loop.call_later(max(self._queue[0][0] - now, CLOCK_TICK), self._flush)
         elif self._closing and self.peer is not None:
             self.peer.close()
 
     def _write(self, data: bytes) -> None:
-        if self.peer is not None and not self.peer.is_closing():
+        if self.peer is None:
+            self._unsent.append(data)  # the other side is still connecting
+        elif not self.peer.is_closing():
             self.peer.write(data)
+
+    def connect_to(self, peer: asyncio.Transport) -> None:
+        self.peer = peer
+        while self._unsent:
+            self._write(self._unsent.pop(0))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -68,8 +81,9 @@ class _Delayed(asyncio.Protocol):
 
 
 class _ClientSide(_Delayed):
-    """The application's side: passes its bytes on at once, and opens the
-    upstream connection whose replies are delayed."""
+    """The application's side: passes its bytes on at once (holding what
+    arrives before upstream is connected), and opens the upstream connection
+    whose replies are delayed."""
 
     def __init__(self, upstream: tuple[str, int], reply_delay: float) -> None:
         super().__init__(0.0)
@@ -79,8 +93,6 @@ class _ClientSide(_Delayed):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        assert self.transport is not None
-        self.transport.pause_reading()  # until upstream is there to take the bytes
         self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
     async def _connect(self) -> None:
@@ -92,9 +104,11 @@ class _ClientSide(_Delayed):
         except OSError:
             self.transport.close()
             return
-        self.peer = upstream
-        replies.peer = self.transport
-        self.transport.resume_reading()
+        replies.connect_to(self.transport)
+        if self.transport.is_closing():  # the client left while we connected
+            upstream.close()
+            return
+        self.connect_to(upstream)
 
 
 async def _serve(port: int, upstream: tuple[str, int], delay: float) -> None:
