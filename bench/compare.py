@@ -35,6 +35,7 @@ from bench.stack import (
     seed_catalogue,
     server,
     service_env,
+    status_counts,
 )
 from bench.tools import LOAD_CPU, SERVER_CPU, busy_share, cpu_times, peak_rss_mib, process_cpu_seconds, rss_mib
 
@@ -76,6 +77,8 @@ class Run:
     # Per round: the server process's CPU (cores), and how busy each core was.
     cpu: list[tuple[float, float, float]] = field(default_factory=list)
     cache: list[dict[str, int]] = field(default_factory=list)
+    # Responses other than 2xx, by status, from the service's own metrics.
+    non_2xx: dict[str, int] = field(default_factory=dict)
     open_loop: FixedRate | None = None
     open_loop_target: float = 0.0
 
@@ -143,6 +146,7 @@ def measure(run: Run, tag: str, seconds: float) -> Saturation:
         expected = max((r.req_s for r in run.results), default=5_000.0)
         run.fresh.reserve(int(expected * seconds * 2) + 2 * run.connections)
     counts = cache_counts(run.cache_of) if run.cache_of else None
+    statuses = status_counts(run.server) if run.key.startswith("svc-") else None
     cpu_before, process_before, wall_before = cpu_times(), process_cpu_seconds(run.server.pid), time.monotonic()
     result = load.wrk(run.server.base, run.workload, tag, seconds, run.connections)
     cpu_after, process_after, wall_after = cpu_times(), process_cpu_seconds(run.server.pid), time.monotonic()
@@ -150,6 +154,10 @@ def measure(run: Run, tag: str, seconds: float) -> Saturation:
         run.fresh.advance(result.requests + 2 * run.connections)
     if run.cache_of and counts is not None:
         run.cache.append(counts_delta(counts, cache_counts(run.cache_of)))
+    if statuses is not None:
+        for code, n in status_counts(run.server).items():
+            if not code.startswith("2") and n > statuses.get(code, 0):
+                run.non_2xx[code] = run.non_2xx.get(code, 0) + n - statuses.get(code, 0)
     run.cpu.append(
         (
             (process_after - process_before) / (wall_after - wall_before),
@@ -381,6 +389,7 @@ def summary(comparison: Comparison) -> list[dict[str, Any]]:
             "server_core_busy": round(statistics.median(c[1] for c in run.cpu), 2),
             "load_core_busy": round(statistics.median(c[2] for c in run.cpu), 2),
             "rss_mib": comparison.rss[run.server.name]["rss_mib"],
+            "non_2xx": run.non_2xx if run.key.startswith("svc-") else None,
             "note": case.note,
         }
         if run.cache:

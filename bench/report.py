@@ -21,6 +21,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _rate(row: dict[str, Any]) -> str:
+    """The open-loop rate sent; "x of y" when it fell short of the 70% asked for."""
+    sent, wanted = row.get("open_loop_rate"), row.get("open_loop_target_rate")
+    if sent is None:
+        return ""
+    if wanted and sent < 0.95 * wanted:
+        return f"{sent:.0f} of {wanted:.0f}"
+    return f"{sent:.0f}"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     head = (
         "| case | req/s | p50 ms | p99 ms | errors | ratio | goal | at 70%: req/s | p50 ms | p99 ms | RSS MiB |\n"
@@ -36,7 +46,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             row["errors"],
             row["ratio"],
             f">= {row['goal']}" if row["goal"] is not None else "",
-            row["open_loop_rate"],
+            _rate(row),
             row["open_loop_p50_ms"],
             row["open_loop_p99_ms"],
             row["rss_mib"],

@@ -34,9 +34,10 @@ RESULTS = REPO / "bench" / "results"
 
 
 def _git_commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    """The last commit that changed app/ (what is measured), +dirty if it has changed since."""
+    app = subprocess.run(["git", "log", "-1", "--format=%h", "--", "app"], cwd=REPO, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "app"], cwd=REPO, capture_output=True, text=True)
-    return head.stdout.strip() + ("+dirty app/" if dirty.stdout.strip() else "")
+    return app.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def _machine() -> dict[str, object]:
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         title = (
-            f"Storefront {meta['commit']} vs raw baseline: {cfg.rounds} rounds x {cfg.duration:.0f} s,"
+            f"Storefront (app/ at {meta['commit']}) vs raw baseline: {cfg.rounds} rounds x {cfg.duration:.0f} s,"
             f" {cfg.connections} connections, one worker on one core"
         )
         paths = report.write(args.out, "latest", rows, meta, title)
