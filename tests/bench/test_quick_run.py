@@ -3,7 +3,7 @@ service and the raw baseline, checks they answer alike, measures every case
 and writes its rows and chart.
 
 Needs wrk, vegeta (`make bench-tools`) and the bench dependency group; run it
-with `make bench-test`. It takes about two minutes of both cores, so `make
+with `make bench-test`. It takes about 70 s of both cores, so `make
 test` does not collect it.
 """
 
