@@ -31,18 +31,20 @@ migrate: deps ## Apply pending Alembic migrations to DATABASE_URL (default: ./st
 ##@ Test
 
 .PHONY: test
-test: deps system-deps lint typecheck ## Lint, type-check, then unit, integration (real PostgreSQL + Redis) and smoke tests
-	$(RUN) pytest tests/unit tests/integration tests/smoke $(PYTEST_ARGS)
+test: deps system-deps test-tools lint typecheck ## Lint, type-check, then unit, integration (real PostgreSQL + Redis, faults through Toxiproxy) and smoke tests
+	TOXIPROXY_SERVER='$(TOXIPROXY_SERVER)' $(RUN) pytest tests/unit tests/integration tests/smoke $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: deps ## Unit tests only (no servers)
 	$(RUN) pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: deps ## ruff format check, ruff lint, and the import layers of docs/architecture.md
+lint: deps ## ruff format check, ruff lint, the import layers of docs/architecture.md, shellcheck on every shell script
 	$(RUN) ruff format --check app tests migrations bench
 	$(RUN) ruff check app tests migrations bench
 	$(RUN) lint-imports --no-cache
+	@command -v shellcheck >/dev/null || $(MAKE) apt-install PACKAGES=shellcheck
+	bash hack/shellcheck.sh
 
 .PHONY: typecheck
 typecheck: deps ## mypy --strict on app, tests and migrations
@@ -123,14 +125,16 @@ system-deps: ## Install PostgreSQL and Redis server binaries when missing (Debia
 .PHONY: apt-install
 apt-install:
 	@if [ "$$(id -u)" -ne 0 ]; then echo "missing Debian packages: $(PACKAGES); install them as root" >&2; exit 1; fi
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(PACKAGES)
+	apt-get -o DPkg::Lock::Timeout=600 update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $(PACKAGES)
 
 .PHONY: clean
 clean: ## Remove caches and the local SQLite database (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache storefront.db storefront.db-wal storefront.db-shm
 	find app tests migrations -name __pycache__ -type d -prune -exec rm -rf {} +
 
+# Each fragment includes hack/common.mk (shared variables) and says what it
+# uses from the others; the order of these lines does not matter.
 include hack/airgap/airgap.mk
 include hack/image/image.mk
 include hack/chart/chart.mk

@@ -16,13 +16,11 @@ PIDFILE=/var/run/docker.pid
 log() { printf '[ensure-docker] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# The Debian client: /usr/local/bin/docker, if present, is a newer client
-# that cannot use BuildKit without buildx.
-docker_cli() {
-  if [[ -x /usr/bin/docker ]]; then /usr/bin/docker "$@"; else docker "$@"; fi
-}
+# shellcheck source=hack/lib/docker.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/docker.sh"
+docker_cli() { "${DOCKER}" "$@"; }
 
-if command -v docker >/dev/null 2>&1 && docker_cli info >/dev/null 2>&1; then
+if docker_cli info >/dev/null 2>&1; then
   exit 0
 fi
 

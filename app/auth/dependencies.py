@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Form, Request
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from app.auth import service
+from app.auth.exceptions import HashingBusy
 from app.auth.passwords import PasswordHasher
 from app.auth.ratelimit import RateLimiter, client_address
 from app.auth.tokens import TokenCodec
@@ -33,7 +34,7 @@ async def create_auth_services(platform: Platform) -> AuthServices:
     return AuthServices(
         hasher=hasher,
         tokens=TokenCodec(settings),
-        limiter=RateLimiter(platform.redis, enabled=settings.rate_limit_enabled),
+        limiter=RateLimiter(platform.redis, settings),
     )
 
 
@@ -58,24 +59,43 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 async def limit_registrations(request: Request, auth: AuthDep, platform: PlatformDep) -> None:
     """Registrations per client address (429 with Retry-After past the limit)."""
+    refuse_when_hashing_is_full(auth)
     settings = platform.settings
     await auth.limiter.check(
         "register-address", client_address(request), settings.register_rate_limit, settings.register_rate_window_seconds
     )
 
 
-async def limit_logins(
-    request: Request,
-    auth: AuthDep,
-    platform: PlatformDep,
-    username: Annotated[str, Form(min_length=1, max_length=320, description="Username or e-mail address")],
-) -> None:
-    """Login attempts per client address and per login name."""
+def refuse_when_hashing_is_full(auth: AuthServices) -> None:
+    """A full hash queue is answered before any other work (Redis, the
+    database): under a flood the refusal must be cheap to be quick. The queue
+    itself still enforces its bound (app/auth/passwords.py)."""
+    if auth.hasher.slots.full:
+        raise HashingBusy()
+
+
+async def limit_logins(request: Request, auth: AuthDep, platform: PlatformDep) -> None:
+    """Login attempts per client address, before any work. The limits per
+    account need the account and the outcome: app/auth/service.py applies them."""
+    refuse_when_hashing_is_full(auth)
     settings = platform.settings
-    window = settings.login_rate_window_seconds
-    await auth.limiter.check("login-address", client_address(request), settings.login_rate_limit, window)
-    await auth.limiter.check("login-name", username.lower(), settings.login_rate_limit, window)
+    await auth.limiter.check(
+        "login-address", client_address(request), settings.login_address_rate_limit, settings.login_rate_window_seconds
+    )
 
 
 RegistrationRateLimit = Depends(limit_registrations)
 LoginRateLimit = Depends(limit_logins)
+
+
+async def get_optional_user(
+    request: Request, session: SessionDep, auth: AuthDep, token: Annotated[str | None, Depends(bearer)]
+) -> User | None:
+    """The caller on routes where signing in is optional: None without an
+    Authorization header, but a header that does not authenticate is still 401."""
+    if "authorization" not in request.headers:
+        return None
+    return await service.authenticate(session, auth.tokens, token)
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]

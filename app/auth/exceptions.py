@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from app.platform.errors import TooManyRequests, Unauthorized
+from app.platform.errors import ServiceUnavailable, TooManyRequests, Unauthorized
 
 
 class NotAuthenticated(Unauthorized):
@@ -36,3 +36,12 @@ class RefreshTokenReused(InvalidRefreshToken):
 class TooManyAttempts(TooManyRequests):
     def __init__(self, retry_after: int) -> None:
         super().__init__("Too many attempts, retry later", retry_after=retry_after)
+
+
+class HashingBusy(ServiceUnavailable):
+    """Every password-hash slot is busy and the queue for them is full: the
+    server, not this client, is overloaded, hence 503 (with Retry-After), which
+    clients and proxies retry, rather than 429."""
+
+    def __init__(self) -> None:
+        super().__init__("Too many sign-ins at once, retry shortly")

@@ -1,8 +1,16 @@
-"""Password hashing off the event loop.
+"""Password hashing off the event loop, with a bounded queue.
 
 Passwords use Argon2id (pwdlib): memory-hard, the first choice of RFC 9106 and
 OWASP, and free of bcrypt's silent 72-byte truncation, so the 128-character
 password limit of the API holds for every character set.
+
+Each hash costs ~0.1 s of CPU and 64 MiB, so at most `concurrency` run at once.
+Callers beyond that wait in a queue of at most `queue` places; a caller that
+finds the queue full is refused at once (`HashingBusy`, a 503 with
+Retry-After) instead of waiting without bound. The worst wait is then about
+(queue / concurrency) hashes, and a login flood cannot pile up requests (nor
+anything they hold) behind the hash slots. Callers must hold no database
+connection while they hash (see app/auth/service.py).
 """
 
 from __future__ import annotations
@@ -16,9 +24,43 @@ import anyio.to_thread
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
+from app.auth.exceptions import HashingBusy
 from app.platform.config import Settings
 
 T = TypeVar("T")
+
+
+class HashSlots:
+    """At most `concurrency` holders; at most `queue` more waiting; the rest refused."""
+
+    def __init__(self, concurrency: int, queue: int) -> None:
+        self._slots = asyncio.Semaphore(concurrency)
+        self._queue = queue
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    @property
+    def full(self) -> bool:
+        """A caller arriving now would be refused."""
+        return self._slots.locked() and self._waiting >= self._queue
+
+    async def __aenter__(self) -> None:
+        if self._slots.locked():
+            if self._waiting >= self._queue:
+                raise HashingBusy()
+            self._waiting += 1
+            try:
+                await self._slots.acquire()
+            finally:
+                self._waiting -= 1
+        else:
+            await self._slots.acquire()
+
+    async def __aexit__(self, *_: object) -> None:
+        self._slots.release()
 
 
 class PasswordHasher:
@@ -34,11 +76,11 @@ class PasswordHasher:
                 ),
             )
         )
-        self._slots = asyncio.Semaphore(settings.password_hash_concurrency)
+        self.slots = HashSlots(settings.password_hash_concurrency, settings.password_hash_queue)
         self._dummy_hash: str | None = None
 
     async def _in_thread(self, func: Callable[..., T], *args: Any) -> T:
-        async with self._slots:
+        async with self.slots:
             return await anyio.to_thread.run_sync(func, *args)
 
     async def warm_up(self) -> str:

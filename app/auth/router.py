@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Response, status
+from fastapi import APIRouter, Form, Request, Response, status
 
 from app.auth import service
 from app.auth.dependencies import AuthDep, LoginRateLimit
+from app.auth.ratelimit import client_address
 from app.auth.schemas import RefreshRequest, TokenPair
 from app.platform.schemas import problems
 from app.platform.session import SessionDep
@@ -16,6 +17,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 @router.post("/token", response_model=TokenPair, responses=problems(401, 422, 429, 503), dependencies=[LoginRateLimit])
 async def issue_token(
+    request: Request,
     session: SessionDep,
     auth: AuthDep,
     platform: PlatformDep,
@@ -23,8 +25,13 @@ async def issue_token(
     password: Annotated[str, Form(min_length=1, max_length=128)],
 ) -> TokenPair:
     """OAuth2 password flow: a short-lived access token and a refresh token.
-    Attempts are limited per client address and per login name (429)."""
-    return await service.login(session, auth.hasher, auth.tokens, platform.settings, username, password)
+
+    429 (with Retry-After): too many attempts from this client address, or
+    too many failures from it against this account, or, from an address this
+    account has not signed in from, too many failures against the account
+    (an exponential delay). 503 (with Retry-After): too many sign-ins at once
+    on this server; retry shortly."""
+    return await service.login(session, auth, platform.settings, client_address(request), username, password)
 
 
 @router.post("/refresh", response_model=TokenPair, responses=problems(401, 422, 503))

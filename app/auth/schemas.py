@@ -4,7 +4,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RawToken = Annotated[str, Field(min_length=1, max_length=4096)]
+# A JWT: base64url segments joined by dots, nothing else.
+RawToken = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 class TokenPair(BaseModel):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import repository
 from app.auth.exceptions import (
+    HashingBusy,
     InvalidAccessToken,
     InvalidCredentials,
     InvalidRefreshToken,
@@ -17,30 +20,74 @@ from app.auth.exceptions import (
 )
 from app.auth.models import RefreshToken, TokenFamily
 from app.auth.passwords import PasswordHasher
+from app.auth.ratelimit import RateLimiter
 from app.auth.schemas import TokenPair
 from app.auth.tokens import InvalidToken, TokenCodec, token_digest
 from app.platform.config import Settings
 from app.platform.database import utcnow
+from app.platform.session import end_read
 from app.users import repository as users
 from app.users.models import User
 
 
 async def login(
-    session: AsyncSession, hasher: PasswordHasher, codec: TokenCodec, settings: Settings, login: str, password: str
+    session: AsyncSession,
+    auth: LoginServices,
+    settings: Settings,
+    address: str,
+    login: str,
+    password: str,
 ) -> TokenPair:
+    """Checks the password, then opens a token family.
+
+    The transaction's shape matters under a login flood: the user is read,
+    then the read transaction ends and its connection goes back to the pool
+    before the password hash queues for a slot (seconds, under load). Only a
+    valid login opens a second, short transaction for its writes.
+    """
     user = await users.get_by_login(session, login)
-    if user is None:
-        # Same work and same answer as a wrong password: no user enumeration.
-        await hasher.burn_time(password)
+    credentials = _Credentials.of(user) if user is not None else None
+    await end_read(session)
+    account = f"user:{credentials.user_id}" if credentials is not None else f"name:{login.lower()}"
+    attempt = await auth.limiter.admit_login(address, account)
+    try:
+        if credentials is None:
+            # Same work and same answer as a wrong password: no user enumeration.
+            await auth.hasher.burn_time(password)
+            valid, upgraded_hash = False, None
+        else:
+            valid, upgraded_hash = await auth.hasher.verify(password, credentials.password_hash)
+    except HashingBusy:
+        await auth.limiter.login_not_evaluated(attempt)
+        raise
+    if not valid or credentials is None or not credentials.is_active:
+        await auth.limiter.login_failed(attempt)
         raise InvalidCredentials()
-    valid, upgraded_hash = await hasher.verify(password, user.password_hash)
-    if not valid or not user.is_active:
-        raise InvalidCredentials()
-    if upgraded_hash is not None:
-        user.password_hash = upgraded_hash
-    family = TokenFamily(id=uuid.uuid4().hex, user_id=user.id)
+    await auth.limiter.login_succeeded(attempt)
+    if upgraded_hash is not None and (current := await users.get(session, credentials.user_id)) is not None:
+        current.password_hash = upgraded_hash
+    family = TokenFamily(id=uuid.uuid4().hex, user_id=credentials.user_id)
     await repository.add_family(session, family)
-    return await _issue_pair(session, codec, settings, user, family.id)
+    return await _issue_pair(session, auth.tokens, settings, credentials.user_id, family.id)
+
+
+@dataclass(frozen=True)
+class _Credentials:
+    """What a login needs of the user, read before the read transaction ends."""
+
+    user_id: int
+    password_hash: str
+    is_active: bool
+
+    @classmethod
+    def of(cls, user: User) -> _Credentials:
+        return cls(user_id=user.id, password_hash=user.password_hash, is_active=user.is_active)
+
+
+class LoginServices(Protocol):
+    hasher: PasswordHasher
+    tokens: TokenCodec
+    limiter: RateLimiter
 
 
 async def refresh(session: AsyncSession, codec: TokenCodec, settings: Settings, raw_token: str) -> TokenPair:
@@ -60,7 +107,7 @@ async def refresh(session: AsyncSession, codec: TokenCodec, settings: Settings, 
     user = await users.get(session, int(claims["sub"]))
     if user is None or not user.is_active:
         raise InvalidRefreshToken()
-    return await _issue_pair(session, codec, settings, user, family_id)
+    return await _issue_pair(session, codec, settings, user.id, family_id)
 
 
 async def logout(session: AsyncSession, raw_token: str) -> None:
@@ -72,13 +119,13 @@ async def logout(session: AsyncSession, raw_token: str) -> None:
 
 
 async def _issue_pair(
-    session: AsyncSession, codec: TokenCodec, settings: Settings, user: User, family_id: str
+    session: AsyncSession, codec: TokenCodec, settings: Settings, user_id: int, family_id: str
 ) -> TokenPair:
     now = utcnow()
     access_ttl = timedelta(seconds=settings.access_token_ttl_seconds)
     refresh_ttl = timedelta(seconds=settings.refresh_token_ttl_seconds)
-    access = codec.issue(subject=str(user.id), token_type="access", ttl=access_ttl, now=now)
-    refresh_token = codec.issue(subject=str(user.id), token_type="refresh", ttl=refresh_ttl, now=now)
+    access = codec.issue(subject=str(user_id), token_type="access", ttl=access_ttl, now=now)
+    refresh_token = codec.issue(subject=str(user_id), token_type="refresh", ttl=refresh_ttl, now=now)
     await repository.add_token(
         session,
         RefreshToken(family_id=family_id, token_hash=token_digest(refresh_token), expires_at=now + refresh_ttl),

@@ -32,6 +32,15 @@ async def sleep(
     return {"slept": seconds}
 
 
+@router.get("/slow-query")
+async def slow_query(platform: PlatformDep, seconds: Annotated[float, Query(ge=0, le=120)] = 1.0) -> dict[str, float]:
+    """A slow statement, as a request would run it: a pooled connection is
+    held for the whole statement (pool exhaustion, stalled statements)."""
+    async with platform.sessionmaker() as session:
+        await session.execute(text("SELECT pg_sleep(:seconds)"), {"seconds": seconds})
+    return {"slept": seconds}
+
+
 @router.get("/error")
 async def error() -> None:
     raise RuntimeError("diagnostic failure with secret internals: SELECT * FROM users")

@@ -14,7 +14,6 @@ from sqlalchemy.pool import QueuePool
 
 from app.platform.cache import CacheStatus
 from app.platform.errors import unavailable_response
-from app.platform.schemas import PROBLEM_RESPONSES
 from app.platform.state import Platform, PlatformDep
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,7 @@ async def database_ready(platform: Platform) -> bool:
     return True
 
 
-@router.get("/readyz", response_model=ReadinessOut, responses={503: PROBLEM_RESPONSES[503]})
+@router.get("/readyz", response_model=ReadinessOut)
 async def readyz(platform: PlatformDep) -> Any:
     """Ready to take traffic: the database answers within a short timeout and
     the process is not shutting down. Redis being down only degrades caching."""

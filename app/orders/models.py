@@ -7,7 +7,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstra
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.platform.database import Base, UTCDateTime, utcnow
-from app.products.money import money_column
+from app.products.money import PRICE_PRECISION, TOTAL_PRECISION, money_column
 
 CREATED = "created"
 CANCELLED = "cancelled"
@@ -25,7 +25,7 @@ class Order(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     status: Mapped[str] = mapped_column(String(16), default=CREATED)
-    total: Mapped[Decimal] = mapped_column(money_column(14))
+    total: Mapped[Decimal] = mapped_column(money_column(TOTAL_PRECISION))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     # SHA-256 of the normalised request, to refuse a key reused for another order.
     request_hash: Mapped[str | None] = mapped_column(String(64))
@@ -50,7 +50,7 @@ class OrderItem(Base):
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     # As they were when the order was placed: later product edits leave orders alone.
     name: Mapped[str] = mapped_column(String(200))
-    unit_price: Mapped[Decimal] = mapped_column(money_column(12))
+    unit_price: Mapped[Decimal] = mapped_column(money_column(PRICE_PRECISION))
     quantity: Mapped[int]
 
 

@@ -8,6 +8,7 @@ from app.auth.dependencies import CurrentUser
 from app.orders import service
 from app.orders.models import Order
 from app.orders.schemas import OrderCreate, OrderOut
+from app.platform.openapi import link
 from app.platform.schemas import IdPath, Page, PageQuery, problems
 from app.platform.session import SessionDep
 
@@ -26,7 +27,19 @@ IdempotencyKey = Annotated[
 
 
 @router.post(
-    "/", status_code=status.HTTP_201_CREATED, response_model=OrderOut, responses=problems(401, 404, 409, 422, 503)
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderOut,
+    responses={
+        201: {
+            "links": {
+                "GetOrderById": link("/orders/{order_id}", "get", order_id="$response.body#/id"),
+                "CancelOrderById": link("/orders/{order_id}/cancel", "post", order_id="$response.body#/id"),
+            }
+        },
+        # 422 also for a total past what an order can hold.
+        **problems(401, 404, 409),
+    },
 )
 async def create_order(
     data: OrderCreate,
@@ -42,7 +55,7 @@ async def create_order(
     return order
 
 
-@router.get("/", response_model=Page[OrderOut], responses=problems(401, 422, 503))
+@router.get("/", response_model=Page[OrderOut], responses=problems(401))
 async def list_orders(user: CurrentUser, session: SessionDep, query: Annotated[PageQuery, Query()]) -> Page[OrderOut]:
     orders, total = await service.page(session, user, query)
     return Page[OrderOut](
@@ -50,11 +63,11 @@ async def list_orders(user: CurrentUser, session: SessionDep, query: Annotated[P
     )
 
 
-@router.get("/{order_id}", response_model=OrderOut, responses=problems(401, 404, 422, 503))
+@router.get("/{order_id}", response_model=OrderOut, responses=problems(401, 404))
 async def read_order(order_id: IdPath, user: CurrentUser, session: SessionDep) -> Order:
     return await service.get(session, user, order_id)
 
 
-@router.post("/{order_id}/cancel", response_model=OrderOut, responses=problems(401, 404, 409, 422, 503))
+@router.post("/{order_id}/cancel", response_model=OrderOut, responses=problems(401, 404, 409))
 async def cancel_order(order_id: IdPath, user: CurrentUser, session: SessionDep) -> Order:
     return await service.cancel(session, user, order_id)

@@ -5,18 +5,21 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.platform.schemas import Id
-from app.products.money import Money
+from app.platform.schemas import Id, JsonNumber
+from app.products.money import PriceOut, TotalOut
 
 
 class OrderItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: Id
-    quantity: Annotated[int, Field(ge=1, le=1000)]
+    quantity: Annotated[int, Field(ge=1, le=1000), JsonNumber]
 
 
 class OrderCreate(BaseModel):
+    """Each product at most once. The order total must stay below 10^12 (422 otherwise,
+    problem type urn:storefront:problem:order-total-too-large)."""
+
     model_config = ConfigDict(extra="forbid")
 
     items: Annotated[list[OrderItemIn], Field(min_length=1, max_length=50)]
@@ -35,7 +38,7 @@ class OrderItemOut(BaseModel):
     product_id: int
     name: str
     quantity: int
-    unit_price: Money
+    unit_price: PriceOut
 
 
 class OrderOut(BaseModel):
@@ -44,6 +47,6 @@ class OrderOut(BaseModel):
     id: int
     user_id: int
     status: Literal["created", "cancelled"]
-    total: Money
+    total: TotalOut
     items: list[OrderItemOut]
     created_at: datetime

@@ -17,18 +17,31 @@ from app.orders.exceptions import (
     OrderedProductNotFound,
     OrderNotCancellable,
     OrderNotFound,
+    OrderTotalTooLarge,
 )
 from app.orders.models import CREATED, Order, OrderItem
 from app.orders.schemas import OrderCreate
 from app.platform.database import utcnow
 from app.platform.schemas import PageQuery
 from app.products import repository as products
+from app.products.money import TOTAL_LIMIT
 from app.users.models import User
 
 
 def _fingerprint(data: OrderCreate) -> str:
     items = sorted((item.product_id, item.quantity) for item in data.items)
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+
+
+async def _check_total(session: AsyncSession, data: OrderCreate) -> None:
+    """Refuses, before anything is written, an order whose total the orders
+    table cannot hold (or that names a product that does not exist)."""
+    prices = await products.live_prices(session, [line.product_id for line in data.items])
+    for line in sorted(data.items, key=lambda line: line.product_id):
+        if line.product_id not in prices:
+            raise OrderedProductNotFound(line.product_id)
+    if sum((prices[line.product_id] * line.quantity for line in data.items), Decimal(0)) >= TOTAL_LIMIT:
+        raise OrderTotalTooLarge()
 
 
 def _replay(order: Order, fingerprint: str) -> Order:
@@ -52,6 +65,7 @@ async def place(
         existing = await repository.by_idempotency_key(session, user.id, idempotency_key)
         if existing is not None:
             return _replay(existing, fingerprint), True
+    await _check_total(session, data)
 
     now = utcnow()
     order = Order(
@@ -93,6 +107,9 @@ async def place(
             )
         )
     order.total = sum((item.unit_price * item.quantity for item in items), Decimal(0))
+    if order.total >= TOTAL_LIMIT:
+        # A price raised since _check_total read it; raising rolls everything back.
+        raise OrderTotalTooLarge()
     session.add_all(items)
     await session.flush()
     set_committed_value(order, "items", items)

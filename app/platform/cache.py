@@ -50,6 +50,16 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then
 end
 return 0
 """
+# A miss takes the lease only if the value is still missing, in one step: a
+# plain GET then SET NX would let a reader whose GET preceded another
+# process's store take the lease that store just released, and compute again.
+# Returns the value if it is there, 1 when leased, 0 when someone else holds it.
+_GET_OR_LEASE = """
+local value = redis.call('GET', KEYS[1])
+if value then return value end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
 _RELEASE_LEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -82,6 +92,7 @@ class _Shared:
 
     guard: RedisGuard
     listener: Redis
+    get_or_lease: AsyncScript
     set_if_leased: AsyncScript
     release_lease: AsyncScript
 
@@ -94,19 +105,21 @@ class Cache:
         guard: RedisGuard | None,
         listener: Redis | None,
         local_max_entries: int,
+        local_max_bytes: int = 32 * 2**20,
     ) -> None:
         self._metrics = metrics
         self._shared = (
             _Shared(
                 guard=guard,
                 listener=listener,
+                get_or_lease=guard.client.register_script(_GET_OR_LEASE),
                 set_if_leased=guard.client.register_script(_SET_IF_LEASED),
                 release_lease=guard.client.register_script(_RELEASE_LEASE),
             )
             if guard is not None and listener is not None
             else None
         )
-        self._local = LocalCache(local_max_entries)
+        self._local = LocalCache(local_max_entries, local_max_bytes)
         self._inflight: dict[str, asyncio.Future[Cached]] = {}
         # Invalidations that could not reach Redis; Redis is not read until
         # they have been delivered.
@@ -170,7 +183,7 @@ class Cache:
     def _local_enabled(self) -> bool:
         if self._shared is None:
             return True
-        return self._subscribed and self._shared.guard.usable
+        return self._subscribed and self._shared.guard.healthy
 
     async def get_or_compute(self, key: str, ttl: int, compute: Callable[[], Awaitable[bytes]]) -> Cached:
         if self._local_enabled and (value := self._local.get(key)) is not None:
@@ -221,8 +234,12 @@ class Cache:
 
         lease_key = f"{key}:lease"
         token = secrets.token_hex(8)
-        leased = await guard.call("lease", lambda r: r.set(lease_key, token, nx=True, px=LEASE_MS))
-        if leased is None:
+        leased = await guard.call(
+            "lease", lambda r: shared.get_or_lease(keys=[key, lease_key], args=[token, LEASE_MS], client=r)
+        )
+        if isinstance(leased, bytes):  # stored meanwhile by another process
+            return self._hit(key, leased, ttl, generation)
+        if leased == 0:
             # Someone else is computing it: wait a little for their result.
             deadline = asyncio.get_running_loop().time() + LEASE_WAIT_SECONDS
             while asyncio.get_running_loop().time() < deadline:

@@ -11,7 +11,7 @@ import ipaddress
 import os
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -42,12 +42,22 @@ class DatabaseSettings(BaseSettings):
     # quick 503 the client can retry.
     db_pool_timeout: float = Field(default=2.0, gt=0, le=60)
     db_pool_recycle: int = Field(default=1800, ge=-1)
+    # Check pooled PostgreSQL connections that may be dead (app/platform/db_liveness.py):
+    # those idle longer than DB_PING_IDLE_SECONDS or last used before a
+    # connection error; a ping gets DB_PING_TIMEOUT. Healthy busy connections
+    # are not pinged. Statements stalled past the ping timeout on a server that
+    # no longer answers are ended.
     db_pool_pre_ping: bool = True
+    db_ping_idle_seconds: float = Field(default=5.0, ge=0, le=3600)
+    db_ping_timeout: float = Field(default=0.5, gt=0, le=10)
     db_connect_timeout: float = Field(default=3.0, gt=0, le=60)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0)
     db_application_name: str = "storefront-api"
     # How long `alembic upgrade` waits for an unreachable database (0: fail at once).
     db_wait_seconds: float = Field(default=0.0, ge=0, le=3600)
+    # How long a migration's DDL may wait for a table lock before it fails (and
+    # the Job retries): a queued ALTER would block every query behind it.
+    db_migration_lock_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
 
     @classmethod
     def settings_customise_sources(
@@ -92,7 +102,9 @@ class Settings(DatabaseSettings):
     environment: Literal["development", "production"] = "development"
     app_name: str = "storefront"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    docs_enabled: bool = True
+    # /docs, /redoc and /openapi.json. Unset: served in development, not in
+    # production (they map the whole attack surface); set it to override.
+    docs_enabled: bool = Field(default=None, validate_default=True)
 
     # --- redis ----------------------------------------------------------------
     redis_url: str | None = None
@@ -105,14 +117,28 @@ class Settings(DatabaseSettings):
     stats_cache_ttl_seconds: int = Field(default=30, ge=1, le=86_400)
     # In-process first level in front of Redis; 0 turns it off.
     local_cache_max_entries: int = Field(default=10_000, ge=0, le=1_000_000)
+    # ...and its memory budget (keys, values and bookkeeping): the bound that
+    # keeps a pod within its memory limit whatever the size of the values.
+    local_cache_max_mib: int = Field(default=32, ge=1, le=4096)
     # Consecutive Redis failures that open the circuit, and how long it stays open.
     cache_breaker_threshold: int = Field(default=3, ge=1, le=100)
     cache_breaker_cooldown_seconds: float = Field(default=5.0, gt=0, le=300)
 
-    # --- rate limits (per client address, and per login name for logins) ------
+    # --- attempt limits (app/auth/ratelimit.py; README "Login limits") ---------
     rate_limit_enabled: bool = True
+    # Failed logins per (client address, account) in a window, then 429 for that address only.
     login_rate_limit: int = Field(default=10, ge=1)
     login_rate_window_seconds: int = Field(default=60, ge=1)
+    # Login attempts per client address (all accounts) in the same window.
+    login_address_rate_limit: int = Field(default=100, ge=1)
+    # Failures from unfamiliar addresses an account absorbs before they must
+    # wait a delay that doubles per further failure, up to the maximum.
+    login_account_free_failures: int = Field(default=10, ge=1, le=1000)
+    login_account_max_delay_seconds: float = Field(default=300.0, ge=1, le=86_400)
+    # The account's failure count is forgotten this long after its last failure.
+    login_account_window_seconds: int = Field(default=3600, ge=1, le=30 * 86_400)
+    # An address the account signed in from stays familiar (exempt from the delay) this long.
+    login_familiar_days: int = Field(default=30, ge=1, le=365)
     register_rate_limit: int = Field(default=20, ge=1)
     register_rate_window_seconds: int = Field(default=3600, ge=1)
 
@@ -131,6 +157,9 @@ class Settings(DatabaseSettings):
     # Each hash holds a thread and 64 MiB for ~0.1 s: bound them so a login flood
     # cannot exhaust memory or the thread pool.
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+    # Callers allowed to wait for a hash slot; past that, 503 at once. With two
+    # slots at ~0.13 s a hash, 16 waiting is at most ~1 s of queueing.
+    password_hash_queue: int = Field(default=16, ge=0, le=10_000)
 
     # --- http -----------------------------------------------------------------
     # Addresses or networks of the proxies whose X-Forwarded-For and
@@ -179,6 +208,13 @@ class Settings(DatabaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError as exc:
                 raise ValueError(f"TRUSTED_PROXIES: {item!r} is not an IP address or network") from exc
+        return value
+
+    @field_validator("docs_enabled", mode="before")
+    @classmethod
+    def _docs_follow_environment(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:
+            return info.data.get("environment") != "production"
         return value
 
     @field_validator("log_level", mode="before")

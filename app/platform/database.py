@@ -12,6 +12,8 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from app.platform.config import Settings
+from app.platform.db_liveness import DatabaseLiveness, LivenessPolicy
+from app.platform.pool import MeteredPool
 
 # Stable constraint names so Alembic can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -61,14 +63,22 @@ class TrackedSession(Session):
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.sqlalchemy_url
+    postgres = url.get_backend_name() == "postgresql"
     options: dict[str, Any] = {
-        "pool_pre_ping": settings.db_pool_pre_ping,
+        "poolclass": MeteredPool,
+        # Last in, first out: requests reuse the warmest connections, so the
+        # ones beyond what the load needs stay idle (and are the only ones
+        # pinged, see db_liveness.py) instead of every connection going cold in turn.
+        "pool_use_lifo": True,
+        # PostgreSQL: no ping per checkout; app/platform/db_liveness.py pings
+        # only the connections that may be dead.
+        "pool_pre_ping": settings.db_pool_pre_ping and not postgres,
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout,
         "pool_recycle": settings.db_pool_recycle,
     }
-    if url.get_backend_name() == "postgresql":
+    if postgres:
         server_settings = {"application_name": settings.db_application_name}
         command_timeout = None
         if settings.db_statement_timeout_ms:
@@ -86,6 +96,26 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+def create_liveness(engine: AsyncEngine, settings: Settings) -> DatabaseLiveness | None:
+    """The liveness checks of a PostgreSQL engine's pool (None elsewhere, or
+    with DB_POOL_PRE_PING=false). The caller starts and stops its watchdog."""
+    if engine.dialect.name != "postgresql" or not settings.db_pool_pre_ping:
+        return None
+    liveness = DatabaseLiveness(
+        engine=engine,
+        # asyncpg's own DSN: the engine URL without the "+asyncpg" driver name.
+        probe_dsn=engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+        probe_name=f"{settings.db_application_name}-probe",
+        policy=LivenessPolicy(
+            idle_seconds=settings.db_ping_idle_seconds,
+            ping_timeout=settings.db_ping_timeout,
+            connect_timeout=settings.db_connect_timeout,
+        ),
+    )
+    liveness.install()
+    return liveness
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.pool import QueuePool
 from app.platform.cache import CacheMetrics
 from app.platform.lifecycle import LoopLagMonitor
 from app.platform.outbox import OutboxMetrics
+from app.platform.pool import MeteredPool, PoolMetrics
 from app.platform.redis import RedisMetrics
 
 
@@ -53,11 +54,14 @@ class Telemetry:
         self.redis = RedisMetrics(self.registry)
         self.loop_lag = LoopLagMonitor(self.registry)
         self.outbox = OutboxMetrics(self.registry)
+        self.pool = PoolMetrics(self.registry)
         self._pool = PoolCollector()
         self.registry.register(self._pool)
 
     def watch_pool(self, engine: AsyncEngine) -> None:
         self._pool.engine = engine
+        if isinstance(engine.pool, MeteredPool):
+            engine.pool.metrics = self.pool
 
 
 # Request latency buckets (seconds), from a fast cache hit to a pool timeout.

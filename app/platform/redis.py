@@ -54,33 +54,68 @@ def create_redis(settings: Settings, *, blocking_reads: bool = False) -> Redis |
 
 
 class CircuitBreaker:
+    """Closed, open, half-open.
+
+    `threshold` failures in a row open the circuit: calls are skipped for
+    `cooldown` seconds. Then it is half-open: exactly ONE caller gets a trial
+    call while every other caller is still skipped; the trial's success closes
+    the circuit, its failure opens it for another cool-down. (Letting every
+    caller through at once after the cool-down would put a whole burst of
+    requests on a Redis that may still be dead, each paying its timeout.)
+    """
+
     def __init__(self, threshold: int, cooldown: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.threshold = threshold
         self.cooldown = cooldown
         self._clock = clock
         self._failures = 0
-        self._open_until = 0.0
+        self._open_until: float | None = None  # None: closed
+        self._trial_running = False
+
+    @property
+    def is_closed(self) -> bool:
+        return self._open_until is None
 
     @property
     def is_open(self) -> bool:
-        return self._clock() < self._open_until
+        """Open and still cooling down (calls are skipped)."""
+        return self._open_until is not None and self._clock() < self._open_until
+
+    def would_allow(self) -> bool:
+        """Whether `allow()` would let a call through now, without taking the trial."""
+        if self._open_until is None:
+            return True
+        return not self._trial_running and self._clock() >= self._open_until
 
     def allow(self) -> bool:
-        # Once the cool-down has passed, calls go through again (half-open);
-        # the next failure re-opens at once because the count is still high.
-        return not self.is_open
+        """May this caller call? Half-open: True for the one trial caller only,
+        who must then report success, failure or `abandon()`."""
+        if not self.would_allow():
+            return False
+        if self._open_until is not None:
+            self._trial_running = True
+        return True
 
     def record_success(self) -> None:
         self._failures = 0
+        self._open_until = None
+        self._trial_running = False
 
     def record_failure(self) -> bool:
         """Returns True when this failure opened the circuit."""
         self._failures += 1
-        if self._failures < self.threshold:
+        was_trial = self._trial_running
+        self._trial_running = False
+        if self._failures < self.threshold and not was_trial:
             return False
-        was_open = self.is_open
+        was_open = self._open_until is not None
         self._open_until = self._clock() + self.cooldown
         return not was_open
+
+    def abandon(self) -> None:
+        """The trial caller went away without an outcome (cancelled): let the
+        next caller try."""
+        self._trial_running = False
 
 
 class RedisMetrics:
@@ -114,7 +149,13 @@ class RedisGuard:
 
     @property
     def usable(self) -> bool:
-        return self.breaker.allow()
+        """Whether a call now would reach Redis (does not take the half-open trial)."""
+        return self.breaker.would_allow()
+
+    @property
+    def healthy(self) -> bool:
+        """The circuit is closed: Redis answered the last call."""
+        return self.breaker.is_closed
 
     async def call(self, operation: str, command: Callable[[Redis], Awaitable[T]]) -> T | Unavailable:
         if not self.breaker.allow():
@@ -122,6 +163,9 @@ class RedisGuard:
         try:
             async with asyncio.timeout(self.timeout):
                 result = await command(self.client)
+        except asyncio.CancelledError:
+            self.breaker.abandon()
+            raise
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             self._metrics.errors.labels(operation).inc()
             if self.breaker.record_failure():

@@ -6,12 +6,18 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
+from app.platform.database import TrackedSession
 from app.platform.errors import AppError
-from app.platform.invalidation import take_pending
+from app.platform.invalidation import pending, take_pending
 from app.platform.outbox import wrote_messages
 from app.platform.state import Platform, PlatformDep
+
+# Set on a session once its transaction has written (see end_read).
+_WROTE = "wrote"
 
 
 async def commit(session: AsyncSession, platform: Platform) -> None:
@@ -28,6 +34,22 @@ async def commit(session: AsyncSession, platform: Platform) -> None:
         await platform.cache.invalidate(*keys)
     if wrote_messages(session.sync_session):
         platform.outbox.wake()
+
+
+async def end_read(session: AsyncSession) -> None:
+    """Ends the session's read-only transaction, giving its connection back to
+    the pool, before a slow step that needs no database (a password hash).
+
+    A request must not hold a pooled connection while it queues for something
+    else: a flood of such requests would starve every route of connections.
+    The session begins a new transaction at its next statement. Objects read
+    so far are expired (read their attributes before calling this). Only for
+    a transaction that has written nothing: a write would be rolled back.
+    """
+    sync = session.sync_session
+    if sync.new or sync.dirty or sync.deleted or pending(sync) or sync.info.get(_WROTE):
+        raise RuntimeError("end_read() on a session that has written: it would lose the write")
+    await session.rollback()
 
 
 async def get_session(platform: PlatformDep) -> AsyncIterator[AsyncSession]:
@@ -47,6 +69,23 @@ async def get_session(platform: PlatformDep) -> AsyncIterator[AsyncSession]:
                 await commit(session, platform)
             raise
         await commit(session, platform)
+
+
+@event.listens_for(TrackedSession, "after_flush")
+def _mark_flushed(session: Session, _flush: UOWTransaction) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(TrackedSession, "do_orm_execute")
+def _mark_statement(state: ORMExecuteState) -> None:
+    if state.is_update or state.is_delete or state.is_insert:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(TrackedSession, "after_transaction_end")
+def _clear_mark(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.platform.cache import Cache
 from app.platform.config import Settings
-from app.platform.database import create_engine, create_sessionmaker
+from app.platform.database import create_engine, create_liveness, create_sessionmaker
+from app.platform.db_liveness import DatabaseLiveness
 from app.platform.email import EmailSender, create_email_sender
 from app.platform.lifecycle import ShutdownState, install_sigterm_drain
 from app.platform.metrics import Telemetry, metrics_listener
@@ -42,6 +43,8 @@ class Platform:
     email: EmailSender
     outbox: OutboxRelay
     shutdown: ShutdownState
+    # Liveness of the pooled PostgreSQL connections (None on SQLite).
+    db_liveness: DatabaseLiveness | None = None
 
 
 @asynccontextmanager
@@ -49,6 +52,10 @@ async def open_platform(settings: Settings, telemetry: Telemetry) -> AsyncIterat
     async with AsyncExitStack() as stack:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
+        liveness = create_liveness(engine, settings)
+        if liveness is not None:
+            liveness.start()
+            stack.push_async_callback(liveness.stop)
         telemetry.watch_pool(engine)
         redis = create_redis(settings)
         listener = create_redis(settings, blocking_reads=True)
@@ -58,7 +65,11 @@ async def open_platform(settings: Settings, telemetry: Telemetry) -> AsyncIterat
             stack.push_async_callback(listener.aclose)
             guard = RedisGuard(redis, settings, telemetry.redis)
         cache = Cache(
-            telemetry.cache, guard=guard, listener=listener, local_max_entries=settings.local_cache_max_entries
+            telemetry.cache,
+            guard=guard,
+            listener=listener,
+            local_max_entries=settings.local_cache_max_entries,
+            local_max_bytes=settings.local_cache_max_mib * 2**20,
         )
         cache.start()
         stack.push_async_callback(cache.stop)
@@ -78,6 +89,7 @@ async def open_platform(settings: Settings, telemetry: Telemetry) -> AsyncIterat
             # The sender is looked up at each send: tests swap platform.email.
             outbox=OutboxRelay(sessionmaker, lambda: platform.email, settings, telemetry.outbox),
             shutdown=shutdown,
+            db_liveness=liveness,
         )
         platform.outbox.start()
         # Stopped before the HTTP client and the engine it needs are closed.

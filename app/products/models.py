@@ -7,7 +7,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.platform.database import Base, UTCDateTime, utcnow
-from app.products.money import money_column
+from app.products.money import PRICE_PRECISION, money_column
 
 
 class Product(Base):
@@ -21,7 +21,7 @@ class Product(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
-    price: Mapped[Decimal] = mapped_column(money_column(12))
+    price: Mapped[Decimal] = mapped_column(money_column(PRICE_PRECISION))
     stock: Mapped[int] = mapped_column(default=0)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

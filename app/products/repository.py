@@ -86,6 +86,12 @@ async def give_back_stock(session: AsyncSession, product_id: int, quantity: int,
     )
 
 
+async def live_prices(session: AsyncSession, product_ids: list[int]) -> dict[int, Decimal]:
+    """The current price of each live product among `product_ids`."""
+    result = await session.execute(select(Product.id, Product.price).where(Product.id.in_(product_ids), _live()))
+    return {row.id: row.price for row in result}
+
+
 async def live_ids(session: AsyncSession, product_ids: list[int]) -> set[int]:
     result = await session.execute(select(Product.id).where(Product.id.in_(product_ids), _live()))
     return set(result.scalars())

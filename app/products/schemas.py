@@ -1,19 +1,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
 
-from app.platform.schemas import INT32_MAX, NoControlChars, PageQuery
-from app.products.money import Money, Price
+from app.platform.schemas import INT32_MAX, JsonNumber, LeaveOutOnly, NoControlChars, PageQuery, trimmed_text_pattern
+from app.products.money import Price, PriceFilter, PriceOut
 
 # Constraints first (on the stripped text), then the control-character check.
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControlChars]
+# The length counts after stripping, which only a pattern can tell OpenAPI.
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    NoControlChars,
+    WithJsonSchema({"type": "string", "pattern": trimmed_text_pattern(200)}),
+]
 Description = Annotated[str, StringConstraints(max_length=5000), NoControlChars]
-Stock = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Stock = Annotated[int, Field(ge=0, le=INT32_MAX), JsonNumber]
 
 
 class ProductCreate(BaseModel):
@@ -26,14 +31,18 @@ class ProductCreate(BaseModel):
 
 
 class ProductUpdate(BaseModel):
-    """Any subset of the fields; only `description` may be set to null."""
+    """Any subset of the fields; only `description` may be set to null.
+
+    The others default to None when absent, but an explicit null is refused,
+    and their OpenAPI schema (LeaveOutOnly) does not offer null either.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
-    price: Price | None = None
+    name: Annotated[Name | None, LeaveOutOnly] = None
+    price: Annotated[Price | None, LeaveOutOnly] = None
     description: Description | None = None
-    stock: Stock | None = None
+    stock: Annotated[Stock | None, LeaveOutOnly] = None
 
     @model_validator(mode="after")
     def _required_fields_are_not_null(self) -> ProductUpdate:
@@ -49,7 +58,7 @@ class ProductOut(BaseModel):
     id: int
     name: str
     description: str | None
-    price: Money
+    price: PriceOut
     stock: int
     owner_id: int
     created_at: datetime
@@ -64,10 +73,6 @@ class ProductSort(StrEnum):
     NAME = "name"
 
 
-# Query filters: non-negative, at most 2 decimals, below the largest price.
-PriceFilter = Annotated[Decimal, Field(ge=0, lt=10**9, max_digits=11, decimal_places=2, allow_inf_nan=False)]
-
-
 SearchText = Annotated[
     str, StringConstraints(max_length=200), NoControlChars, Field(description="Name contains (case-insensitive)")
 ]
@@ -77,9 +82,10 @@ class ProductFilters(PageQuery):
     """The query of GET /products/, validated as one model so every rule,
     the price range included, answers 422 like any other bad input."""
 
-    q: SearchText | None = None
-    min_price: PriceFilter | None = None
-    max_price: PriceFilter | None = None
+    # Absent means unfiltered; a query string cannot say null, so the schema offers none.
+    q: Annotated[SearchText | None, LeaveOutOnly] = None
+    min_price: Annotated[PriceFilter | None, LeaveOutOnly, Field(description="At most max_price")] = None
+    max_price: Annotated[PriceFilter | None, LeaveOutOnly, Field(description="At least min_price")] = None
     sort: ProductSort = ProductSort.CREATED_DESC
 
     @model_validator(mode="after")

@@ -4,12 +4,13 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from app.products.money import Money
+from app.products.money import SumOut
 
 
 class StatsOut(BaseModel):
     users: int
     products: int
     orders: int
-    revenue: Money
+    # A SUM of order totals: as large as the orders add up to.
+    revenue: SumOut
     generated_at: datetime

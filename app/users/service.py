@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.platform import outbox
 from app.platform.email import EmailMessage
+from app.platform.session import end_read
 from app.users import repository
 from app.users.exceptions import UserAlreadyExists, UserNotFound
 from app.users.models import User
@@ -23,6 +24,9 @@ async def register(session: AsyncSession, data: UserCreate, hash_password: HashP
     # indexes still decide when two registrations race.
     if await repository.find_taken(session, data.email, data.username) is not None:
         raise UserAlreadyExists()
+    # No connection is held while the hash queues for a slot (seconds under a
+    # flood): the read transaction ends here, the insert opens a new one.
+    await end_read(session)
     user = User(email=data.email, username=data.username, password_hash=await hash_password(data.password))
     try:
         await repository.add(session, user)

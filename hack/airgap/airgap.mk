@@ -1,66 +1,45 @@
-# Make fragment for the kind cluster and its air-gapped toolchain.
-# The root Makefile includes it (`include hack/airgap/airgap.mk`); it also
+# Make fragment for the kind cluster and the tools built from Go modules.
+# Every target runs the one entry point, hack/airgap/airgap (see
+# hack/airgap/README.md); the root Makefile includes this file, and it also
 # works alone: `make -f hack/airgap/airgap.mk kind-up`.
-# Every target runs a script in hack/airgap/ (see hack/airgap/README.md).
 #
-# Variables (override on the command line or in the environment):
-#   KIND_CLUSTER   cluster name                      (storefront)
-#   AIRGAP         1 | 0 | auto: build our node image, use kind's stock one,
-#                  or decide by probing for a registry   (auto)
-#   AIRGAP_CACHE   build cache, outside the clone    ($HOME/.cache/storefront-airgap)
-#   AIRGAP_JOBS    parallel Go compile jobs          (2)
-#   KIND_CONFIG    kind config                       (k8s/kind-config.yaml)
-#   IMAGE          image(s) for kind-load, space separated
-#   DOCKER         docker client                     (/usr/bin/docker)
+# Uses (hack/common.mk): AIRGAP_TOOL, AIRGAP_ENV.
+# Provides the targets below; variables read from the environment by the
+# tool: KIND_CLUSTER, AIRGAP (auto|1|0), AIRGAP_CACHE, AIRGAP_JOBS,
+# KIND_CONFIG; IMAGE for kind-load (image.mk sets it to this tree's image).
+include $(dir $(lastword $(MAKEFILE_LIST)))../common.mk
 
-# Where this fragment lives, captured before any later include changes
-# MAKEFILE_LIST.
-AIRGAP_MK_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+##@ Kind cluster and tools (hack/airgap)
 
-REPO_ROOT ?= $(abspath $(AIRGAP_MK_DIR)/../..)
-AIRGAP_DIR ?= $(REPO_ROOT)/hack/airgap
-KIND_CLUSTER ?= storefront
-AIRGAP ?= auto
-AIRGAP_CACHE ?= $(HOME)/.cache/storefront-airgap
-AIRGAP_JOBS ?= 2
-KIND_CONFIG ?= $(REPO_ROOT)/k8s/kind-config.yaml
-IMAGE ?=
-DOCKER ?= $(firstword $(wildcard /usr/bin/docker) docker)
+.PHONY: tools test-tools airgap-build airgap-status airgap-images airgap-clean kind-up kind-down kind-load kind-verify
 
-# Passed to every script explicitly rather than exported, so that these
-# names do not leak into the environment of the root Makefile's recipes.
-AIRGAP_ENV = REPO_ROOT='$(REPO_ROOT)' KIND_CLUSTER='$(KIND_CLUSTER)' AIRGAP='$(AIRGAP)' \
-	AIRGAP_CACHE='$(AIRGAP_CACHE)' AIRGAP_JOBS='$(AIRGAP_JOBS)' KIND_CONFIG='$(KIND_CONFIG)' \
-	DOCKER='$(DOCKER)'
+tools: ## Build every tool (kind, kubectl, helm v4 + helm3, kubeconform, skaffold, promtool, helm-docs, toxiproxy, vegeta, Gateway API CRDs) into bin/ (cached)
+	@$(AIRGAP_ENV) $(AIRGAP_TOOL) tools
 
-##@ Kind cluster (hack/airgap; air-gapped builds)
+test-tools: ## Build toxiproxy-server/-cli and vegeta into bin/ (what the Python test tiers start; instant when cached)
+	@$(AIRGAP_ENV) $(AIRGAP_TOOL) test-tools
 
-.PHONY: tools airgap-build airgap-status airgap-images airgap-clean kind-up kind-down kind-load kind-verify
-
-tools: ## Build helm, skaffold, kubeconform, kind, kubectl from Go modules into bin/ (cached)
-	$(AIRGAP_ENV) $(AIRGAP_DIR)/build-tools.sh
-
-airgap-build: ## Build everything for an air-gapped kind cluster (idempotent, cached)
-	$(AIRGAP_ENV) $(AIRGAP_DIR)/airgap-build.sh
+airgap-build: ## Build everything for an air-gapped kind cluster (idempotent, cached; prints each step's time)
+	$(AIRGAP_ENV) $(AIRGAP_TOOL) build
 
 airgap-status: ## Show what is built or missing; fails unless an air-gapped cluster needs nothing built
-	$(AIRGAP_ENV) $(AIRGAP_DIR)/status.sh
+	@$(AIRGAP_ENV) $(AIRGAP_TOOL) status
 
-airgap-images: ## Build the local PostgreSQL and Redis images (storefront-airgap/postgres:15, redis:7)
-	$(AIRGAP_ENV) $(AIRGAP_DIR)/build-db-images.sh
+airgap-images: ## Build the local PostgreSQL 17 and Redis 8 images (storefront-airgap/postgres:17, redis:8)
+	$(AIRGAP_ENV) $(AIRGAP_TOOL) db-images
 
 airgap-clean: ## Remove built images, the build cache and the tools in bin/
-	$(AIRGAP_ENV) $(AIRGAP_DIR)/clean.sh
+	$(AIRGAP_ENV) $(AIRGAP_TOOL) clean
 
-kind-up: ## Create the kind cluster (AIRGAP=auto|1|0) with metrics-server
-	$(AIRGAP_ENV) $(AIRGAP_DIR)/kind-up.sh
+kind-up: ## Create the 3-node kind cluster (AIRGAP=auto|1|0; builds what is missing) with metrics-server
+	$(AIRGAP_ENV) $(AIRGAP_TOOL) up
 
 kind-down: ## Delete the kind cluster and what it left on the host
-	$(AIRGAP_ENV) $(AIRGAP_DIR)/kind-down.sh
+	$(AIRGAP_ENV) $(AIRGAP_TOOL) down
 
-kind-load: ## Load local image(s) into the cluster: make kind-load IMAGE=name:tag
+kind-load: ## Load local image(s) into every node: make kind-load IMAGE=name:tag (default: this tree's image)
 	@test -n "$(IMAGE)" || { echo "usage: make kind-load IMAGE=name:tag [IMAGE='a:1 b:2']" >&2; exit 2; }
-	$(AIRGAP_ENV) $(AIRGAP_DIR)/kind-load.sh $(IMAGE)
+	$(AIRGAP_ENV) $(AIRGAP_TOOL) load $(IMAGE)
 
-kind-verify: ## Check the running cluster: pods Ready, kind load, a pod, a PVC, kubectl top
-	$(AIRGAP_ENV) $(AIRGAP_DIR)/verify.sh
+kind-verify: ## Prove the running cluster works: nodes, pods on both workers, cross-node pod and Service traffic, DNS, NetworkPolicy, PVC, kubectl top
+	$(AIRGAP_ENV) $(AIRGAP_TOOL) verify

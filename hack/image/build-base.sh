@@ -20,9 +20,8 @@ set -euo pipefail
 BASE_LOCAL_IMAGE="${BASE_LOCAL_IMAGE:-storefront-base/python:3.11-bookworm}"
 DEBIAN_SUITE="${DEBIAN_SUITE:-bookworm}"
 PACKAGES="python3,python3-venv,ca-certificates,tzdata"
-if [[ -z "${DOCKER:-}" ]]; then
-  if [[ -x /usr/bin/docker ]]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
-fi
+# shellcheck source=hack/lib/docker.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/docker.sh"
 
 log() { printf '[base-image %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

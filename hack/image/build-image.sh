@@ -20,9 +20,8 @@ BASE_PULL_TIMEOUT="${BASE_PULL_TIMEOUT:-15}"
 CA_BUNDLE="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 VERSION="${VERSION:-0.0.0}"
 IMAGE_BUILD_FLAGS="${IMAGE_BUILD_FLAGS:-}"
-if [[ -z "${DOCKER:-}" ]]; then
-  if [[ -x /usr/bin/docker ]]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
-fi
+# shellcheck source=hack/lib/docker.sh
+. "${here}/../lib/docker.sh"
 export DOCKER BASE_LOCAL_IMAGE
 
 log() { printf '[image %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

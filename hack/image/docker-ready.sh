@@ -4,9 +4,8 @@
 # otherwise only check, and say what is missing.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-if [[ -z "${DOCKER:-}" ]]; then
-  if [[ -x /usr/bin/docker ]]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
-fi
+# shellcheck source=hack/lib/docker.sh
+. "${repo}/hack/lib/docker.sh"
 
 if [[ -f "${repo}/hack/ensure-docker.sh" ]]; then
   # Its messages go to stderr: stdout of make targets stays for their results.

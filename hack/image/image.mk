@@ -1,20 +1,21 @@
-# Container image targets; the root Makefile includes this file and defines
-# REPO_ROOT, UV_VERSION, RUN, PYTEST_ARGS and the deps/system-deps targets.
-# Scripts beside this file do the work; every variable below can be overridden
-# (make image BASE_IMAGE=..., IMAGE=...).
+# Container image targets. Scripts beside this file do the work; every
+# variable below can be overridden (make image BASE_IMAGE=..., IMAGE=...).
+#
+# Uses (hack/common.mk): REPO_ROOT, DOCKER.
+# Uses (root Makefile): UV_VERSION, TOOLS_DIR, RUN, PYTEST_ARGS and the
+#   deps, system-deps and apt-install targets.
+# Provides: IMAGE (this tree's image reference), CA_BUNDLE and the targets below.
+include $(dir $(lastword $(MAKEFILE_LIST)))../common.mk
 
 ##@ Image
 
 IMAGE_DIR := $(REPO_ROOT)/hack/image
-# The Debian client: only it builds with BuildKit without buildx here.
-DOCKER ?= $(if $(wildcard /usr/bin/docker),/usr/bin/docker,docker)
 IMAGE_NAME ?= storefront
 # <git short sha>, or <sha>-dirty-<hash of the change> when the image's inputs
 # differ from HEAD (see image-ref.sh). Computed once per make run.
 IMAGE_TAG ?= $(eval IMAGE_TAG := $(shell $(IMAGE_DIR)/image-ref.sh tag))$(IMAGE_TAG)
-# The reference `image` builds and `print-image` prints. An empty IMAGE also
-# means this tree's image: hack/airgap/airgap.mk declares `IMAGE ?=` (empty)
-# for kind-load, and the include order must not matter.
+# The reference `image` builds and `print-image` prints (an empty IMAGE from
+# the environment also means this tree's image).
 ifeq ($(strip $(IMAGE)),)
 IMAGE = $(IMAGE_NAME):$(IMAGE_TAG)
 endif

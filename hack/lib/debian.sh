@@ -2,7 +2,8 @@
 # Debian root filesystems for images built without a registry: debootstrap a
 # minbase, bring it to the point release and security fixes the host has,
 # slim it the way Debian's own container images are, and `docker import` it.
-# Sourced by hack/airgap/build-minbase.sh and hack/image/build-base.sh.
+# Sourced by hack/airgap/lib/images.sh and hack/image/build-base.sh, after
+# hack/lib/docker.sh (DOCKER).
 #
 # The mirror is the one the machine's own apt sources use, read at run time:
 # no host name is written into the repository.
@@ -11,9 +12,20 @@
 # `apt-cache policy` lists every configured source, whatever file format
 # (one-line or deb822) declares it, e.g.
 #   500 http://mirror.example/debian bookworm/main amd64 Packages
+# A suite the machine does not use itself (trixie on a bookworm host) is
+# served by the same archive: take the URI of a configured suite of the same
+# kind (plain, -updates or -security).
 debian_mirror() {
-  apt-cache policy 2>/dev/null |
-    awk -v s="$1/main" '$3 == s && $2 ~ /^(https?|file):/ { print $2; exit }'
+  local kind=""
+  case "$1" in
+    *-updates) kind=-updates ;;
+    *-security) kind=-security ;;
+  esac
+  apt-cache policy 2>/dev/null | awk -v s="$1/main" -v k="${kind}" '
+    $2 !~ /^(https?|file):/ { next }
+    $3 == s { exact = $2 }
+    $3 ~ ("^[a-z]+" k "/main$") && !same { same = $2 }
+    END { if (exact != "") print exact; else if (same != "") print same }'
 }
 
 # debian_rootfs ROOTFS SUITE [PACKAGES]: a slim, up-to-date minbase in ROOTFS
@@ -99,7 +111,7 @@ debian_import() {
   local rootfs="$1" image="$2"
   shift 2
   tar --numeric-owner -C "${rootfs}" -c . |
-    "${DOCKER:-docker}" import \
+    "${DOCKER:?hack/lib/docker.sh sets DOCKER}" import \
       --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       "$@" - "${image}" >/dev/null
 }

@@ -14,6 +14,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "storefront"
 HELM = os.environ.get("HELM", str(REPO / "bin" / "helm"))
+PROMTOOL = os.environ.get("PROMTOOL", str(REPO / "bin" / "promtool"))
 
 Manifest = dict[str, Any]
 
@@ -51,6 +52,11 @@ def rendered(helm_available: None) -> Callable[..., list[Manifest]]:
     return render
 
 
+def render_text(*args: str) -> str:
+    """`helm template shop charts/storefront --namespace shop ARGS` as text."""
+    return helm_template("shop", "shop", *args)
+
+
 def one(manifests: list[Manifest], kind: str, name_suffix: str = "") -> Manifest:
     matches = [m for m in manifests if m["kind"] == kind and m["metadata"]["name"].endswith(name_suffix)]
     assert len(matches) == 1, f"expected one {kind} *{name_suffix}, got {[m['metadata']['name'] for m in matches]}"
@@ -67,3 +73,26 @@ def pod_specs(manifests: list[Manifest]) -> list[tuple[str, Manifest]]:
         elif manifest["kind"] in ("Deployment", "StatefulSet", "Job"):
             specs.append((name, manifest["spec"]["template"]["spec"]))
     return specs
+
+
+def containers(spec: Manifest) -> list[Manifest]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def env_of(container: Manifest) -> dict[str, Any]:
+    return {item["name"]: item for item in container.get("env", [])}
+
+
+def secret_files(spec: Manifest, container: Manifest) -> dict[str, tuple[str, str]]:
+    """Files the container sees from Secrets: {mounted path: (secret, key)}."""
+    volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
+    files: dict[str, tuple[str, str]] = {}
+    for mount in container.get("volumeMounts", []):
+        volume = volumes.get(mount["name"], {})  # none: a volumeClaimTemplate
+        sources = [source["secret"] for source in volume.get("projected", {}).get("sources", []) if "secret" in source]
+        if "secret" in volume:
+            sources.append({"name": volume["secret"]["secretName"], "items": volume["secret"].get("items", [])})
+        for source in sources:
+            for item in source.get("items", []):
+                files[f"{mount['mountPath']}/{item['path']}"] = (source["name"], item["key"])
+    return files

@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.chart.conftest import REPO, Manifest, RenderError, helm_template, one, pod_specs
+from tests.chart.conftest import (
+    CHART,
+    REPO,
+    Manifest,
+    RenderError,
+    containers,
+    env_of,
+    helm_template,
+    one,
+    pod_specs,
+    secret_files,
+)
 
 Render = Callable[..., list[Manifest]]
 SCENARIOS = [
     "ci/default-values.yaml",
     "ci/external-database-values.yaml",
+    "ci/gitops-values.yaml",
     "ci/ha-values.yaml",
     "ci/minimal-values.yaml",
 ]
-
-
-def containers(spec: Manifest) -> list[Manifest]:
-    return [*spec.get("initContainers", []), *spec["containers"]]
-
-
-def env_of(container: Manifest) -> dict[str, Any]:
-    return {item["name"]: item for item in container.get("env", [])}
+SECRETS = "/var/run/secrets/storefront"
 
 
 @pytest.mark.parametrize("values", SCENARIOS)
@@ -64,7 +70,10 @@ def test_probes_hit_the_right_paths(rendered: Render) -> None:
     assert api["startupProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
     assert api["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
     assert api["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert api["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert api["ports"] == [
+        {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
 
 
 def test_rollout_never_drops_below_the_wanted_pods(rendered: Render) -> None:
@@ -77,7 +86,7 @@ def test_grace_period_covers_prestop_drain_and_uvicorn_timeout(rendered: Render)
     api = spec["containers"][0]
     graceful = int(next(a for a in api["args"] if a.startswith("--timeout-graceful-shutdown=")).split("=")[1])
     pre_stop = api["lifecycle"]["preStop"]["sleep"]["seconds"]
-    config = one(rendered("ci/ha-values.yaml"), "ConfigMap")["data"]
+    config = one(rendered("ci/ha-values.yaml"), "ConfigMap", "storefront")["data"]
     drain = int(config["SHUTDOWN_DRAIN_SECONDS"])
     assert spec["terminationGracePeriodSeconds"] >= pre_stop + drain + graceful
     assert (pre_stop, drain, graceful) == (5, 3, 20)
@@ -186,20 +195,21 @@ def test_plain_text_secrets_are_refused_in_production(rendered: Render, key: str
     rendered(set_values={key: "hunter2", "environment": "development"})
 
 
-def test_generated_secrets_feed_the_app(rendered: Render) -> None:
+def test_generated_secrets_feed_the_app_as_files(rendered: Render) -> None:
     manifests = rendered()
     secrets = {m["metadata"]["name"]: m for m in manifests if m["kind"] == "Secret"}
     assert set(secrets) == {"shop-storefront", "shop-storefront-postgresql", "shop-storefront-redis"}
     assert len(secrets["shop-storefront"]["data"]["SECRET_KEY"]) >= 48
-    api = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    env = env_of(api)
-    assert env["SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "shop-storefront", "key": "SECRET_KEY"}
-    assert env["DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "shop-storefront-postgresql",
-        "key": "password",
-    }
-    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "shop-storefront-redis", "key": "password"}
-    config = one(manifests, "ConfigMap")["data"]
+    assert set(secrets["shop-storefront-postgresql"]["data"]) == {"password", "owner-password"}
+    spec = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    for container in containers(spec):  # the API and its wait-for-schema init container
+        assert secret_files(spec, container) == {
+            f"{SECRETS}/SECRET_KEY": ("shop-storefront", "SECRET_KEY"),
+            f"{SECRETS}/DATABASE_PASSWORD": ("shop-storefront-postgresql", "password"),
+            f"{SECRETS}/REDIS_PASSWORD": ("shop-storefront-redis", "password"),
+        }, container["name"]
+    config = one(manifests, "ConfigMap", "shop-storefront")["data"]
+    assert config["SECRETS_DIR"] == SECRETS
     assert config["DATABASE_URL"] == "postgresql://storefront@shop-storefront-postgresql:5432/storefront"
     assert config["REDIS_URL"] == "redis://shop-storefront-redis:6379/0"
     assert "password" not in " ".join(config.values()).lower()
@@ -209,11 +219,15 @@ def test_existing_secrets_are_used_and_none_rendered(rendered: Render) -> None:
     manifests = rendered("ci/external-database-values.yaml")
     assert not [m for m in manifests if m["kind"] == "Secret"]
     assert not [m for m in manifests if m["kind"] == "StatefulSet"]
-    env = env_of(one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0])
-    assert env["SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "shop-api-secrets"
-    assert env["DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "shop-database", "key": "password"}
-    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "shop-redis", "key": "password"}
-    config = one(manifests, "ConfigMap")["data"]
+    spec = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    assert secret_files(spec, spec["containers"][0]) == {
+        f"{SECRETS}/SECRET_KEY": ("shop-api-secrets", "SECRET_KEY"),
+        f"{SECRETS}/SECRET_KEY_PREVIOUS": ("shop-api-secrets", "SECRET_KEY_PREVIOUS"),
+        f"{SECRETS}/EMAIL_API_TOKEN": ("shop-api-secrets", "EMAIL_API_TOKEN"),
+        f"{SECRETS}/DATABASE_PASSWORD": ("shop-database", "password"),
+        f"{SECRETS}/REDIS_PASSWORD": ("shop-redis", "password"),
+    }
+    config = one(manifests, "ConfigMap", "storefront")["data"]
     assert config["DATABASE_URL"] == "postgresql://shop_api@db.example.internal:5432/shop?ssl=require"
     assert config["REDIS_URL"] == "rediss://cache.example.internal:6379/0"
 
@@ -251,17 +265,6 @@ def test_migration_job_and_schema_wait(rendered: Render) -> None:
     assert init[0]["command"][:4] == ["python3", "-m", "app.ops.schema", "wait"]
 
 
-def test_network_policies_let_only_the_api_reach_the_data_stores(rendered: Render) -> None:
-    policies = {m["metadata"]["name"]: m for m in rendered("ci/ha-values.yaml") if m["kind"] == "NetworkPolicy"}
-    assert set(policies) == {"shop-storefront-postgresql", "shop-storefront-redis"}
-    for name, policy in policies.items():
-        sources = {
-            p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in policy["spec"]["ingress"][0]["from"]
-        }
-        assert sources == ({"api", "migrations"} if name.endswith("postgresql") else {"api"})
-        assert policy["spec"]["policyTypes"] == ["Ingress"]
-
-
 def test_dev_mode_syncs_source_without_a_writable_root(rendered: Render) -> None:
     spec = one(rendered("values-dev.yaml", set_values={"devMode": "true"}), "Deployment")["spec"]["template"]["spec"]
     api = spec["containers"][0]
@@ -273,15 +276,17 @@ def test_dev_mode_syncs_source_without_a_writable_root(rendered: Render) -> None
 
 
 def test_airgap_values_switch_only_the_data_store_images(rendered: Render) -> None:
+    airgap = yaml.safe_load((CHART / "values-airgap.yaml").read_text())
     images = {
         m["metadata"]["name"]: m["spec"]["template"]["spec"]["containers"][0]["image"]
         for m in rendered("values-airgap.yaml")
         if m["kind"] == "StatefulSet"
     }
     assert images == {
-        "shop-storefront-postgresql": "storefront-airgap/postgres:15",
-        "shop-storefront-redis": "storefront-airgap/redis:7",
+        f"shop-storefront-{name}": f"{airgap[name]['image']['repository']}:{airgap[name]['image']['tag']}"
+        for name in ("postgresql", "redis")
     }
+    assert set(airgap) == {"postgresql", "redis"}
 
 
 def test_plain_manifests_are_in_sync_with_the_chart(helm_available: None) -> None:
@@ -290,21 +295,29 @@ def test_plain_manifests_are_in_sync_with_the_chart(helm_available: None) -> Non
         "storefront", "storefront", "--skip-tests", "-f", str(REPO / "k8s" / "manifests-values.yaml")
     )
     committed = (REPO / "k8s" / "storefront.yaml").read_text()
-    assert rendered == committed, "k8s/storefront.yaml is stale: run `make manifests`"
+    # Compared as objects: Helm 4 and Helm 3 space documents differently.
+    assert list(yaml.safe_load_all(rendered)) == list(yaml.safe_load_all(committed)), (
+        "k8s/storefront.yaml is stale: run `make manifests`"
+    )
     assert "kind: Secret" not in committed
 
 
 @pytest.mark.parametrize("values", [*SCENARIOS, "values-dev.yaml"])
 def test_the_app_accepts_the_rendered_configuration(
-    rendered: Render, values: str, monkeypatch: pytest.MonkeyPatch
+    rendered: Render, values: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The ConfigMap, read by the app's own Settings: a value Helm renders in a
     form pydantic refuses (1.2096e+06 for an integer) fails here, not in a pod."""
     from app.platform.config import Settings
 
-    config = one(rendered(values), "ConfigMap")["data"]
+    config = one(rendered(values), "ConfigMap", "storefront")["data"]
     for name, value in config.items():
         monkeypatch.setenv(name, value)
+    # The secrets as the pod has them: files in SECRETS_DIR (and, for an app
+    # that does not read SECRETS_DIR yet, the one it needs in the environment).
+    (tmp_path / "SECRET_KEY").write_text("s" * 48)
+    (tmp_path / "DATABASE_PASSWORD").write_text("p" * 24)
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path))
     monkeypatch.setenv("SECRET_KEY", "s" * 48)
     settings = Settings()
     assert settings.refresh_token_ttl_seconds == 1209600

@@ -133,8 +133,11 @@ def _compiled_from_source(verbose_output: str) -> list[str]:
 
 def test_starting_the_app_and_migrations_compiles_nothing(image: str) -> None:
     code, output = run_to_completion(
-        image, "python3", "-v", "-c", "import uvicorn, uvloop, httptools, app.main; app.main.create_app()"
-    )
+        image,
+        "python3", "-v", "-c", "import uvicorn, uvloop, httptools, app.main; app.main.create_app()",
+        # The image defaults to production, which needs a SECRET_KEY; none is needed here.
+        env={"ENVIRONMENT": "development"},
+    )  # fmt: skip
     assert code == 0, output[-3000:]
     assert _compiled_from_source(output) == []
     assert "# code object from '/app/app/__pycache__/main.cpython-311.pyc'" in output.splitlines()

@@ -27,7 +27,14 @@ def draining_server(
     image: str, image_config: dict[str, Any], migrated_database: URL, redis_url: str
 ) -> Iterator[tuple[Container, str]]:
     port = int(port_for.select_random())
-    env = server_env(migrated_database, redis_url, DIAGNOSTIC_ROUTES="true", SHUTDOWN_DRAIN_SECONDS=str(DRAIN_SECONDS))
+    # The slow request is a diagnostic route, which production refuses.
+    env = server_env(
+        migrated_database,
+        redis_url,
+        ENVIRONMENT="development",
+        DIAGNOSTIC_ROUTES="true",
+        SHUTDOWN_DRAIN_SECONDS=str(DRAIN_SECONDS),
+    )
     with container(image, *server_command(image_config, port), env=env) as handle:
         base_url = f"http://127.0.0.1:{port}"
         wait_until_serving(handle, base_url)

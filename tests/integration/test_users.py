@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import text
 
 from app.platform.state import Platform
 from tests.support.api import PASSWORD, account, new_user_payload, register
 
 USER_FIELDS = {"id", "email", "username", "created_at", "is_active"}
+PUBLIC_FIELDS = {"id", "username", "created_at"}
 
 
 async def test_register_returns_201_with_location_and_public_fields(client: httpx.AsyncClient) -> None:
@@ -41,43 +40,10 @@ async def test_password_is_stored_hashed_with_argon2id(client: httpx.AsyncClient
     assert PASSWORD not in stored
 
 
-async def test_get_right_after_post_always_sees_the_new_row(client: httpx.AsyncClient) -> None:
-    """Regression guard: the session commits before the 201 is sent."""
-    for _ in range(25):
-        created = await client.post("/users/", json=new_user_payload())
-        assert created.status_code == 201
-        fetched = await client.get(created.headers["location"])
-        assert fetched.status_code == 200
-        assert fetched.json() == created.json()
-
-
-async def test_commit_happens_before_the_response_even_when_commit_is_slow(
-    client: httpx.AsyncClient, platform: Platform, settings: Any
-) -> None:
-    """Reliability matrix #4: with a commit slowed by 200 ms, an independent
-    connection still sees the row as soon as the 201 arrives."""
-    commits = 0
-
-    def slow_commit(_connection: Any) -> None:
-        nonlocal commits
-        commits += 1
-        time.sleep(0.2)
-
-    event.listen(platform.engine.sync_engine, "commit", slow_commit)
-    observer = create_async_engine(settings.sqlalchemy_url)
-    try:
-        for _ in range(5):
-            created = await client.post("/users/", json=new_user_payload())
-            assert created.status_code == 201
-            async with observer.connect() as connection:
-                found = await connection.execute(
-                    text("SELECT count(*) FROM users WHERE id = :id"), {"id": created.json()["id"]}
-                )
-                assert found.scalar_one() == 1
-    finally:
-        event.remove(platform.engine.sync_engine, "commit", slow_commit)
-        await observer.dispose()
-    assert commits >= 5
+# The commit-before-response guarantee (matrix row 4) is proven against a real
+# uvicorn server in tests/integration/test_faults.py: in-process, httpx's
+# ASGITransport returns only after the whole ASGI call, dependency teardown
+# included, so a test here would pass with the commit moved after the response.
 
 
 @pytest.mark.parametrize(
@@ -165,12 +131,35 @@ async def test_malformed_bodies_are_4xx(client: httpx.AsyncClient, content: byte
     assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_get_user_by_id(client: httpx.AsyncClient) -> None:
+async def test_get_user_by_id_shows_others_the_public_profile_only(client: httpx.AsyncClient) -> None:
+    """Finding 10 (contract v1.1): ids are sequential, so a profile anyone can
+    read must not carry the e-mail address."""
     user = await register(client)
-    response = await client.get(f"/users/{user['id']}")
+    other = await account(client, "other")
+    for headers in ({}, other.headers):
+        response = await client.get(f"/users/{user['id']}", headers=headers)
+        assert response.status_code == 200
+        assert response.json()["username"] == user["username"]
+        assert set(response.json()) == PUBLIC_FIELDS
+        assert str(user["email"]) not in response.text
+
+
+async def test_get_user_by_id_shows_the_caller_its_full_record(client: httpx.AsyncClient) -> None:
+    me = await account(client)
+    response = await client.get(f"/users/{me.id}", headers=me.headers)
     assert response.status_code == 200
-    assert response.json()["username"] == user["username"]
     assert set(response.json()) == USER_FIELDS
+    assert response.json()["email"] == me.email
+
+
+@pytest.mark.parametrize("authorization", ["Bearer not.a.jwt", "Bearer", "Basic dXNlcjpwYXNz", "Bearer {refresh}"])
+async def test_get_user_by_id_with_a_bad_token_is_401(client: httpx.AsyncClient, authorization: str) -> None:
+    """Signing in is optional there, but a credential that is sent must be valid."""
+    me = await account(client)
+    headers = {"Authorization": authorization.format(refresh=me.refresh_token)}
+    response = await client.get(f"/users/{me.id}", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
 
 
 @pytest.mark.parametrize("user_id", ["999999", "0", "-1", "abc", str(2**40), "1.5"])

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from decimal import Decimal
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
 from app.auth.ratelimit import MemoryWindows
-from app.platform.local_cache import LocalCache
+from app.platform.local_cache import LocalCache, entry_size
 from app.platform.redis import CircuitBreaker
-from app.products.money import Money, Price
+from app.products.money import Price, TotalOut
 
 
 class Clock:
@@ -30,12 +31,40 @@ def test_breaker_opens_after_threshold_and_half_opens_after_cooldown() -> None:
     assert not breaker.allow()
     clock.now += 5
     assert breaker.allow()  # half-open: one trial
-    assert breaker.record_failure() is True  # fails again: open again at once
+    assert breaker.record_failure() is False  # fails: open again at once (it was open already)
     assert not breaker.allow()
     clock.now += 5
+    assert breaker.allow()
     breaker.record_success()
+    assert breaker.is_closed
     assert breaker.allow()
     assert breaker.record_failure() is False  # the count started over
+
+
+def test_half_open_lets_exactly_one_trial_through() -> None:
+    """Finding 8: after the cool-down every caller used to go through at once."""
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=1, cooldown=5, clock=clock)
+    breaker.record_failure()
+    clock.now += 5
+    assert breaker.would_allow()
+    assert [breaker.allow() for _ in range(10)] == [True] + [False] * 9
+    assert not breaker.would_allow()
+    clock.now += 60  # however long the trial takes, it stays the only one
+    assert not breaker.allow()
+    breaker.record_success()
+    assert [breaker.allow() for _ in range(3)] == [True] * 3
+
+
+def test_an_abandoned_trial_lets_the_next_caller_try() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=1, cooldown=5, clock=clock)
+    breaker.record_failure()
+    clock.now += 5
+    assert breaker.allow()
+    breaker.abandon()
+    assert breaker.allow()
+    assert not breaker.allow()
 
 
 def test_local_cache_expires_and_evicts_least_recently_used() -> None:
@@ -89,17 +118,61 @@ def test_memory_windows_count_and_reset() -> None:
 
 class _Item(BaseModel):
     price: Price
-    total: Money
+    total: TotalOut
 
 
 @pytest.mark.parametrize(("raw", "shown"), [("19.99", "19.99"), (19.99, "19.99"), ("5", "5.00"), (0.1, "0.10")])
 def test_money_parses_exactly_and_renders_two_decimals(raw: object, shown: str) -> None:
     item = _Item.model_validate({"price": raw, "total": raw})
     assert isinstance(item.price, Decimal)
-    assert json.loads(item.model_dump_json()) == {"price": shown, "total": shown}
+    assert item.price == Decimal(shown)
+    assert json.loads(item.model_dump_json())["total"] == shown
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "1.001", "1000000000", "NaN", "Infinity", "1e400", True])
+# Strings are as strict as the OpenAPI pattern: no sign, exponent, blank or leading zero.
+@pytest.mark.parametrize(
+    "raw",
+    ["0", "-1", "1.001", "1000000000", "NaN", "Infinity", "1e400", True, "0.00", "+5", " 5", "1e2", "0005", "5.", ".5"],
+)
 def test_bad_prices_are_refused(raw: object) -> None:
     with pytest.raises(ValidationError):
         _Item.model_validate({"price": raw, "total": "1"})
+
+
+def test_local_cache_is_bounded_in_bytes() -> None:
+    """Finding 8: 10k large products used to take ~200 MB under an entry-count bound."""
+    cache = LocalCache(max_entries=10_000, max_bytes=2 * 2**20)
+    value = b"x" * 20_000
+    for n in range(10_000):
+        key = f"v1:product:{n}"
+        cache.put(key, value, ttl=60, generation=cache.generation(key))
+        assert cache.size_bytes <= cache.max_bytes
+    assert len(cache) == 2 * 2**20 // entry_size("v1:product:9999", value)
+    assert cache.get("v1:product:9999") == value  # the newest stay
+    assert cache.get("v1:product:0") is None
+
+
+def test_local_cache_accounting_covers_the_real_memory() -> None:
+    """ENTRY_OVERHEAD_BYTES is not a guess: what tracemalloc sees allocated for
+    the entries stays within what the cache counts."""
+    cache = LocalCache(max_entries=100_000, max_bytes=512 * 2**20)
+    keys = [f"v1:product:{n}" for n in range(20_000)]
+    values = [bytes(100) for _ in keys]  # allocated before measuring: only the cache's own cost counts
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for key, value in zip(keys, values, strict=True):
+        cache.put(key, value, ttl=60, generation=cache.generation(key))
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    counted_overhead = cache.size_bytes - sum(len(k) + len(v) for k, v in zip(keys, values, strict=True))
+    assert 0 < grown <= counted_overhead
+
+
+def test_a_value_larger_than_an_eighth_of_the_budget_is_not_kept() -> None:
+    cache = LocalCache(max_entries=10, max_bytes=8 * 1024)
+    cache.put("small", b"s", ttl=10, generation=cache.generation("small"))
+    cache.put("huge", bytes(2000), ttl=10, generation=cache.generation("huge"))
+    assert cache.get("huge") is None
+    assert cache.get("small") == b"s"
+    cache.invalidate("small")
+    assert cache.size_bytes == 0

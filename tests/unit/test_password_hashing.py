@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from app.auth.exceptions import HashingBusy
 from app.auth.passwords import PasswordHasher
 from app.platform.config import Settings
 from tests.conftest import make_settings
@@ -69,3 +70,45 @@ async def test_outdated_parameters_are_upgraded_on_verify() -> None:
     assert valid
     assert upgraded is not None
     assert ",t=2," in upgraded
+
+
+async def test_a_full_hash_queue_refuses_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 5: callers beyond the slots and the queue get HashingBusy (503)
+    without waiting; the others are served."""
+    hasher = PasswordHasher(make_settings(password_hash_concurrency=2, password_hash_queue=3))
+    release = threading.Event()
+
+    def blocked_hash(password: str) -> str:
+        release.wait(5)
+        return "hashed"
+
+    monkeypatch.setattr(hasher._hash, "hash", blocked_hash)
+    queued = [asyncio.create_task(hasher.hash("x")) for _ in range(5)]  # 2 running + 3 waiting
+    while hasher.slots.waiting < 3:  # noqa: ASYNC110 - waiting for the queue to fill is the point
+        await asyncio.sleep(0.001)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(HashingBusy):
+        await hasher.hash("one too many")
+    assert loop.time() - started < 0.05  # refused, not queued
+    release.set()
+    assert await asyncio.gather(*queued) == ["hashed"] * 5
+    assert hasher.slots.waiting == 0
+    assert await hasher.hash("room again") == "hashed"
+
+
+async def test_a_cancelled_waiter_gives_its_place_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    hasher = PasswordHasher(make_settings(password_hash_concurrency=1, password_hash_queue=1))
+    release = threading.Event()
+    monkeypatch.setattr(hasher._hash, "hash", lambda _: release.wait(5) and "hashed")
+    running = asyncio.create_task(hasher.hash("a"))
+    await asyncio.sleep(0.01)
+    waiter = asyncio.create_task(hasher.hash("b"))
+    await asyncio.sleep(0.01)
+    assert hasher.slots.waiting == 1
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert hasher.slots.waiting == 0
+    release.set()
+    assert await running == "hashed"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Entrypoint of storefront-airgap/postgres:15, written for this repository.
+# Entrypoint of storefront-airgap/postgres:<major>, written for this repository.
 # It follows the environment contract of the official `postgres` image so
 # that charts and compose files written for it work unchanged:
 #
@@ -17,6 +17,9 @@
 # Arguments: `postgres [server options]`, or only server options such as
 # `-c max_connections=200` (then `postgres` is implied); any other command
 # (psql, bash, ...) is run as given.
+#
+# Any non-root UID works (e.g. runAsUser 10001): initdb gets a passwd entry
+# for it through nss_wrapper (below); the server itself needs none.
 set -Eeuo pipefail
 
 log() { printf '%s [entrypoint] %s\n' "$(date -u +'%F %T UTC')" "$*" >&2; }
@@ -56,7 +59,7 @@ if [[ "$(id -u)" == 0 ]]; then
   mkdir -p "${PGDATA}" /var/run/postgresql
   chown postgres:postgres "${PGDATA}" /var/run/postgresql
   chmod 0700 "${PGDATA}"
-  chmod 2777 /var/run/postgresql
+  chmod 3777 /var/run/postgresql
   if [[ -n "${POSTGRES_INITDB_WALDIR:-}" ]]; then
     mkdir -p "${POSTGRES_INITDB_WALDIR}"
     chown postgres:postgres "${POSTGRES_INITDB_WALDIR}"
@@ -82,6 +85,9 @@ init_database() {
 
   mkdir -p "${PGDATA}"
   chmod 0700 "${PGDATA}" 2>/dev/null || true
+
+  # initdb looks its own UID up in passwd; an arbitrary UID has no entry.
+  with_passwd_entry
 
   local -a args=(--username="${POSTGRES_USER}" -D "${PGDATA}")
   local -a extra=()
@@ -131,7 +137,33 @@ init_database() {
   done
 
   pg_ctl -D "${PGDATA}" -m fast -w stop >/dev/null
+  without_passwd_entry
   log "init complete"
+}
+
+# with_passwd_entry: when the current UID has no passwd entry, give it one
+# named postgres through nss_wrapper (LD_PRELOAD), in files under /tmp (a
+# writable volume when the root filesystem is read-only). The official image
+# does the same, for initdb only.
+with_passwd_entry() {
+  getent passwd "$(id -u)" >/dev/null 2>&1 && return 0
+  local wrapper
+  for wrapper in /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so; do
+    [[ -s "${wrapper}" ]] || continue
+    NSS_WRAPPER_PASSWD="$(mktemp)"
+    NSS_WRAPPER_GROUP="$(mktemp)"
+    printf 'postgres:x:%s:%s:PostgreSQL:%s:/bin/false\n' "$(id -u)" "$(id -g)" "${PGDATA}" >"${NSS_WRAPPER_PASSWD}"
+    printf 'postgres:x:%s:\n' "$(id -g)" >"${NSS_WRAPPER_GROUP}"
+    export LD_PRELOAD="${wrapper}" NSS_WRAPPER_PASSWD NSS_WRAPPER_GROUP
+    return 0
+  done
+  die "UID $(id -u) has no passwd entry and libnss_wrapper.so is missing"
+}
+
+without_passwd_entry() {
+  [[ -n "${NSS_WRAPPER_PASSWD:-}" ]] || return 0
+  rm -f "${NSS_WRAPPER_PASSWD}" "${NSS_WRAPPER_GROUP}"
+  unset LD_PRELOAD NSS_WRAPPER_PASSWD NSS_WRAPPER_GROUP
 }
 
 if [[ ! -s "${PGDATA}/PG_VERSION" ]]; then

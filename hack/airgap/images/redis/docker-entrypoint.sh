@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Entrypoint of storefront-airgap/redis:7, written for this repository.
+# Entrypoint of storefront-airgap/redis:<major>, written for this repository.
 # Behaves like the official `redis` image's:
 #   - arguments that start with "-" or name a *.conf file are arguments of
 #     redis-server (`docker run IMAGE --maxmemory 100mb`);
-#   - the server runs as the redis user (uid 999); started as root it fixes
-#     the ownership of /data first and then drops to that user;
+#   - the server runs as the image user (uid 999) or any other non-root
+#     UID; started as root it fixes the ownership of /data first and then
+#     drops to the redis user;
 #   - protected mode is off unless the arguments or the config file set it,
 #     as the official image builds Redis with it off by default (the
 #     container's network boundary is the protection).
