@@ -43,7 +43,11 @@ def _lifespan(settings: Settings, telemetry: Telemetry) -> Callable[[FastAPI], A
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
         async with open_platform(settings, telemetry) as platform:
-            yield AppState(platform=platform, auth=await create_auth_services(platform))
+            auth = await create_auth_services(platform)
+            try:
+                yield AppState(platform=platform, auth=auth)
+            finally:
+                auth.hasher.close()
 
     return lifespan
 

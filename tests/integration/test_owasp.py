@@ -28,6 +28,7 @@ from tests.support.surface import (
     route_ids,
     table_digests,
 )
+from tests.support.tokens import ATTACK_NAMES, claims, forged_tokens, sign
 
 PROTECTED = [key for key, route in ROUTES.items() if route.needs_token]
 OWNER_SCOPED = [key for key, route in ROUTES.items() if route.access in (Access.OWNER_ONLY, Access.OWNER_WRITES)]
@@ -78,6 +79,23 @@ async def test_protected_route_is_401_without_a_valid_token(
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.headers["content-type"] == "application/problem+json"
+    assert await table_digests(platform) == before
+
+
+@pytest.mark.parametrize("attack", ATTACK_NAMES)
+async def test_a_forged_token_for_a_real_user_is_401_on_every_protected_route(
+    client: httpx.AsyncClient, platform: Platform, world: World, attack: str
+) -> None:
+    """Each forgery names Alice, who exists: the genuine token for her works
+    (the control), the forged one is refused everywhere and changes nothing."""
+    genuine = sign(claims(sub=str(world.alice.id)))
+    assert (await client.get("/users/me", headers={"Authorization": f"Bearer {genuine}"})).status_code == 200
+    token = forged_tokens(str(world.alice.id))[attack]
+    before = await table_digests(platform)
+    for key in PROTECTED:
+        response = await client.request(**call(world, key, token))
+        assert response.status_code == 401, (key, response.text)
+        assert response.headers["www-authenticate"] == "Bearer"
     assert await table_digests(platform) == before
 
 

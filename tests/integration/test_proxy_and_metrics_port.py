@@ -3,8 +3,6 @@ whose X-Forwarded-For counts, and /metrics only on METRICS_PORT."""
 
 from __future__ import annotations
 
-import os
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,31 +11,14 @@ import httpx
 import port_for
 from sqlalchemy.engine import URL
 
-from tests.conftest import TEST_SECRET
-from tests.support.http import serving
-from tests.support.servers import REPO
+from tests.support.uvicorn import uvicorn_server
 
 
 @contextmanager
 def uvicorn_app(database_url: URL, redis_url: str, **env: str) -> Iterator[str]:
-    port = port_for.select_random()
-    environment = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "DATABASE_URL": database_url.render_as_string(hide_password=False),
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": TEST_SECRET,
-        "LOG_LEVEL": "WARNING",
-        "PASSWORD_HASH_TIME_COST": "1",
-        "PASSWORD_HASH_MEMORY_KIB": "1024",
-        "PASSWORD_HASH_PARALLELISM": "1",
-        **env,
-    }
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--lifespan", "on", "--no-proxy-headers", "--no-access-log"]
-    base = f"http://127.0.0.1:{port}"
-    with serving(command, f"{base}/livez", within=60, env=environment, cwd=REPO):
-        yield base
+    database = database_url.render_as_string(hide_password=False)
+    with uvicorn_server({"DATABASE_URL": database, "REDIS_URL": redis_url, **env}) as server:
+        yield server.base
 
 
 def _register(http: httpx.Client, forwarded_for: str) -> int:

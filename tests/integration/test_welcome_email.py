@@ -5,6 +5,7 @@ and never silently dropped at shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -13,10 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
 
 from app.platform.config import Settings
 from app.platform.email import EmailMessage, HttpEmailSender
+from app.platform.outbox import OutboxMessage
 from app.platform.state import Platform
 from tests.support.api import new_user_payload
 from tests.support.app import started
@@ -121,6 +124,31 @@ async def test_no_email_when_registration_fails(client: httpx.AsyncClient, platf
     await asyncio.sleep(0.5)  # several relay polls: nothing else goes out
     assert len(sender.sent) == 1
     assert len(await outbox_rows(platform)) == 1
+
+
+async def test_a_registration_rolled_back_after_the_enqueue_leaves_no_message(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """The message row and the user share one transaction: a failure at the
+    commit, after the enqueue, takes both back. (Written or committed apart,
+    the message would announce an account that does not exist.)"""
+    payload = new_user_payload()
+
+    def fail_once(session: Session) -> None:
+        # Only the registration's commit, once its message is enqueued (the
+        # relay commits sessions of its own).
+        if any(isinstance(row, OutboxMessage) for row in session.new):
+            event.remove(Session, "before_commit", fail_once)
+            raise RuntimeError("the commit fails")
+
+    event.listen(Session, "before_commit", fail_once)
+    with contextlib.suppress(RuntimeError):  # in-process, the 500's exception reaches the client too
+        assert (await client.post("/users/", json=payload)).status_code == 500
+    assert not event.contains(Session, "before_commit", fail_once)
+    async with platform.engine.connect() as connection:
+        users = await connection.execute(text("SELECT count(*) FROM users WHERE email = :e"), {"e": payload["email"]})
+        assert users.scalar_one() == 0
+    assert await outbox_rows(platform) == []
 
 
 async def test_http_sender_posts_the_message(client: httpx.AsyncClient, platform: Platform) -> None:

@@ -63,6 +63,7 @@ class Recorder:
             "count": len(samples),
             "statuses": dict(sorted(Counter(s.status for s in samples).items())),
             "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
+            "p95_ms": round(percentile(latencies, 0.95) * 1000, 1),
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
             "max_ms": round(max(latencies) * 1000, 1),
         }
@@ -80,13 +81,12 @@ def report(name: str, figures: dict[str, Any]) -> None:
 
 async def repeat_until(stop: asyncio.Event, interval: float, action: Callable[[], Awaitable[object]]) -> None:
     """Calls `action` every `interval` seconds (each in a task of its own, so a
-    slow one does not delay the next) until `stop` is set; waits for them all."""
-    running: set[asyncio.Task[object]] = set()
+    slow one does not delay the next) until `stop` is set; waits for them all
+    and raises the first failure of any of them, finished early or not (an
+    assertion inside `action` must fail the test)."""
+    started: list[asyncio.Task[object]] = []
     while not stop.is_set():
-        task: asyncio.Task[object] = asyncio.create_task(action())  # type: ignore[arg-type]
-        running.add(task)
-        task.add_done_callback(running.discard)
+        started.append(asyncio.create_task(action()))  # type: ignore[arg-type]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
-    if running:
-        await asyncio.gather(*running)
+    await asyncio.gather(*started)

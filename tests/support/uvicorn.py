@@ -1,9 +1,10 @@
-"""The app as a real uvicorn subprocess, as production runs it (uvloop,
-httptools): what an in-process ASGI transport cannot show (the order of the
-commit and the response bytes, sockets, thread pools, timeouts) shows here."""
+"""The app as a real uvicorn subprocess, with the image's command line: what
+an in-process ASGI transport cannot show (the order of the commit and the
+response bytes, sockets, thread pools, timeouts) shows here."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -45,16 +46,25 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
+def image_command(*, app: str, host: str, port: int) -> list[str]:
+    """The image's own uvicorn command line (the Dockerfile's CMD), serving
+    `app` on host:port: the flags under test (--no-proxy-headers, say) are
+    the ones production runs, not a copy that could drift."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    [cmd] = [json.loads(line.removeprefix("CMD ")) for line in dockerfile.splitlines() if line.startswith("CMD [")]
+    assert cmd[:2] == ["uvicorn", "app.main:app"], cmd
+    command: list[str] = ["uvicorn", app, *cmd[2:]]
+    command[command.index("--host") + 1] = host
+    command[command.index("--port") + 1] = str(port)
+    return command
+
+
 @contextmanager
 def uvicorn_server(env: Mapping[str, object], *, app: str = "app.main:app") -> Iterator[Server]:
     """Serves `app` on a free loopback port with BASE_ENV plus `env`."""
     port = port_for.select_random()
     full_env = {**os.environ, **BASE_ENV, **{k: str(v) for k, v in env.items()}, "PYTHONPATH": str(REPO)}
-    command = [
-        sys.executable, "-m", "uvicorn", app,
-        "--host", "127.0.0.1", "--port", str(port),
-        "--lifespan", "on", "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-    ]  # fmt: skip
+    command = [sys.executable, "-m", *image_command(app=app, host="127.0.0.1", port=port)]
     base = f"http://127.0.0.1:{port}"
     with tempfile.NamedTemporaryFile(prefix="uvicorn-", suffix=".log", delete=False) as log:
         log_path = Path(log.name)

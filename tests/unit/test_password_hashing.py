@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
 import pytest
 
 from app.auth.exceptions import HashingBusy
-from app.auth.passwords import PasswordHasher
+from app.auth.passwords import HASH_THREAD_NICENESS, PasswordHasher
 from app.platform.config import Settings
 from tests.conftest import make_settings
 
@@ -112,3 +113,24 @@ async def test_a_cancelled_waiter_gives_its_place_back(monkeypatch: pytest.Monke
     assert hasher.slots.waiting == 0
     release.set()
     assert await running == "hashed"
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="no per-thread priority on this platform")
+async def test_hashes_run_at_a_lower_priority_than_the_event_loop() -> None:
+    """Argon2's lane threads inherit the priority of the thread that starts
+    the hash; a login flood must not take the CPU from the event loop."""
+    hasher = PasswordHasher(make_settings())
+    seen: list[tuple[int, int]] = []
+
+    def record(_: str) -> str:
+        seen.append((os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), threading.get_native_id()))
+        return "hashed"
+
+    hasher._hash.hash = record  # type: ignore[method-assign,assignment]
+    try:
+        assert await hasher.hash("anything") == "hashed"
+    finally:
+        hasher.close()
+    [(priority, thread)] = seen
+    assert thread != threading.get_native_id()
+    assert priority == HASH_THREAD_NICENESS > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

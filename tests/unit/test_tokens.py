@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -13,31 +11,11 @@ import pytest
 from app.auth.tokens import InvalidToken, TokenCodec, _key_id
 from app.platform.database import utcnow
 from tests.conftest import TEST_SECRET, make_settings
-
-OTHER_SECRET = "another-secret-key-that-is-long-enough-for-hs256-abcdef"
+from tests.support.tokens import OTHER_SECRET, forged_tokens
 
 
 def codec(**overrides: Any) -> TokenCodec:
     return TokenCodec(make_settings(**overrides))
-
-
-def claims(**overrides: Any) -> dict[str, Any]:
-    now = int(utcnow().timestamp())
-    values: dict[str, Any] = {
-        "iss": "storefront",
-        "aud": "storefront-api",
-        "sub": "42",
-        "iat": now,
-        "exp": now + 60,
-        "jti": "abc",
-        "type": "access",
-    }
-    values.update(overrides)
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def sign(payload: dict[str, Any], key: str = TEST_SECRET, algorithm: str = "HS256", kid: str | None = None) -> str:
-    return jwt.encode(payload, key, algorithm=algorithm, headers={"kid": kid or _key_id(TEST_SECRET)})
 
 
 def test_round_trip() -> None:
@@ -50,30 +28,7 @@ def test_round_trip() -> None:
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
 
 
-def _unsigned(payload: dict[str, Any]) -> str:
-    def part(data: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'none', 'typ': 'JWT', 'kid': _key_id(TEST_SECRET)})}.{part(payload)}."
-
-
-ATTACKS = {
-    "alg none": _unsigned(claims()),
-    "wrong key": sign(claims(), key=OTHER_SECRET),
-    "other algorithm": sign(claims(), algorithm="HS512"),
-    "expired": sign(claims(exp=int(utcnow().timestamp()) - 10)),
-    "missing exp": sign(claims(exp=None)),
-    "missing sub": sign(claims(sub=None)),
-    "missing jti": sign(claims(jti=None)),
-    "missing type": sign(claims(type=None)),
-    "wrong audience": sign(claims(aud="someone-else")),
-    "wrong issuer": sign(claims(iss="evil")),
-    "refresh used as access": sign(claims(type="refresh")),
-    "unknown kid": sign(claims(), kid="0000000000000000"),
-    "non-numeric subject": sign(claims(sub="admin")),
-    "garbage": "not-a-token",
-    "empty": "",
-}
+ATTACKS = forged_tokens()
 
 
 @pytest.mark.parametrize("token", ATTACKS.values(), ids=ATTACKS.keys())
