@@ -49,7 +49,13 @@ class Frame:
 
 # Worker threads waiting for work: py-spy reports them when it cannot tell
 # they are idle. Their samples are dropped (and counted).
-IDLE_LEAVES = {("Condition.wait", "threading"), ("Event.wait", "threading"), ("wait", "threading")}
+# The log writer thread (app/platform/logging.py) blocks in QueueListener.dequeue.
+IDLE_LEAVES = {
+    ("Condition.wait", "threading"),
+    ("Event.wait", "threading"),
+    ("wait", "threading"),
+    ("QueueListener.dequeue", "logging"),
+}
 # Frames every sample of the event loop's thread sits under.
 OUTER = {"runpy", "click", "uvicorn", "asyncio"}
 
