@@ -107,7 +107,9 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 #     only from the proxies TRUSTED_PROXIES names (none by default), so a
 #     client cannot choose the address the rate limits count.
 #   --no-access-log: the app writes its own JSON access log.
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "on", "--loop", "uvloop", "--http", "httptools", "--no-proxy-headers", "--timeout-graceful-shutdown", "20", "--timeout-keep-alive", "75", "--no-access-log"]
+#   --log-config: uvicorn's own lines (startup, errors, a failed start before
+#     the app configures logging) in the app's JSON, so every line parses.
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "on", "--loop", "uvloop", "--http", "httptools", "--no-proxy-headers", "--timeout-graceful-shutdown", "20", "--timeout-keep-alive", "75", "--no-access-log", "--log-config", "app/platform/log_config.json"]
 
 # Last, so that a new commit changes only the image config, never a layer.
 # CREATED is the commit time (make image), which keeps rebuilds reproducible.

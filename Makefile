@@ -22,7 +22,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: run
 run: deps migrate ## Serve on http://127.0.0.1:8000 (HOST/PORT to change; embedded SQLite + in-process cache unless DATABASE_URL/REDIS_URL are set)
-	$(RUN) uvicorn app.main:app --host $(HOST) --port $(PORT) --lifespan on --loop uvloop --http httptools --no-proxy-headers --no-access-log
+	$(RUN) uvicorn app.main:app --host $(HOST) --port $(PORT) --lifespan on --loop uvloop --http httptools --no-proxy-headers --no-access-log --log-config app/platform/log_config.json
 
 .PHONY: migrate
 migrate: deps ## Apply pending Alembic migrations to DATABASE_URL (default: ./storefront.db)

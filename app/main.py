@@ -10,6 +10,7 @@ from typing import TypedDict
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from opentelemetry.trace import TracerProvider
 from starlette.types import Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -24,6 +25,7 @@ from app.platform.logging import configure_logging
 from app.platform.metrics import Telemetry, install_http_metrics
 from app.platform.middleware import RequestContextMiddleware
 from app.platform.state import Platform, open_platform
+from app.platform.tracing import Tracing, TracingMiddleware, provider_from_environment
 from app.products.router import router as products_router
 from app.stats.router import router as stats_router
 from app.users.router import router as users_router
@@ -39,31 +41,55 @@ class AppState(TypedDict):
     auth: AuthServices
 
 
-def _lifespan(settings: Settings, telemetry: Telemetry) -> Callable[[FastAPI], AbstractAsyncContextManager[AppState]]:
+def _lifespan(
+    settings: Settings, telemetry: Telemetry, tracing: Tracing | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[AppState]]:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
-        async with open_platform(settings, telemetry) as platform:
-            auth = await create_auth_services(platform)
-            try:
-                yield AppState(platform=platform, auth=auth)
-            finally:
-                auth.hasher.close()
+        try:
+            async with open_platform(settings, telemetry, tracing) as platform:
+                auth = await create_auth_services(platform)
+                try:
+                    yield AppState(platform=platform, auth=auth)
+                finally:
+                    auth.hasher.close()
+        finally:
+            if tracing is not None:
+                await tracing.shutdown()
 
     return lifespan
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def _tracing(tracer_provider: TracerProvider | None) -> Tracing | None:
+    if tracer_provider is not None:
+        return Tracing(tracer_provider, owned=False)
+    from_environment = provider_from_environment(API_VERSION)
+    return None if from_environment is None else Tracing(from_environment, owned=True)
+
+
+def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """The application for `settings` (default: from the environment).
+
+    Traces go where the OTEL_* variables say (off without an endpoint), or
+    to `tracer_provider` when one is given (tests: an in-memory exporter).
+    """
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    tracing = _tracing(tracer_provider)
+    configure_logging(settings.log_level, trace_context=tracing is not None)
     telemetry = Telemetry()
     docs = settings.docs_enabled
     app = FastAPI(
         title="Storefront API",
         version=API_VERSION,
-        lifespan=_lifespan(settings, telemetry),
+        lifespan=_lifespan(settings, telemetry, tracing),
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+        # Off: FastAPI's own OpenTelemetry support stays out of every request,
+        # whatever global provider a library may have set.
+        telemetry=tracing.fastapi_telemetry()
+        if tracing
+        else {"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
 
     install_error_handlers(app)
@@ -93,6 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # -Proto, believed only from these proxies; uvicorn runs with
         # --no-proxy-headers so that this is the one place that decides.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    if tracing is not None:
+        app.add_middleware(TracingMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

@@ -1,4 +1,10 @@
-"""JSON structured logs that carry the request id."""
+"""JSON structured logs that carry the request id (and, with tracing on, the
+trace and span ids).
+
+`json_formatter` and `RequestIdFilter` are also what uvicorn's own log
+configuration uses (app/platform/log_config.json, `--log-config`), so its
+lines are JSON from the first one, before the app has configured anything.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from contextvars import ContextVar
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any
 
+from opentelemetry import trace
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -28,10 +36,35 @@ def unbind_request_id(token: Any) -> None:
     _request_id.reset(token)
 
 
-class _RequestIdFilter(logging.Filter):
+class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _request_id.get()
         return True
+
+
+class TraceContextFilter(logging.Filter):
+    """Adds `trace_id` and `span_id` (hex, as trace backends show them) to a
+    line written inside a span, and `trace_sampled`: whether that trace is
+    recorded. The request id is what a client sees; the trace id joins the
+    line to its trace. Installed only when tracing is on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = trace.format_trace_id(context.trace_id)
+            record.span_id = trace.format_span_id(context.span_id)
+            record.trace_sampled = context.trace_flags.sampled
+        return True
+
+
+def json_formatter() -> JsonFormatter:
+    return JsonFormatter(
+        ["levelname", "name", "message", "request_id"],
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="time",  # ISO 8601 in UTC
+        # uvicorn repeats some messages with terminal colour codes.
+        reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+    )
 
 
 class _InProcessQueueHandler(QueueHandler):
@@ -62,29 +95,26 @@ def _stop_writer() -> None:
 atexit.register(_stop_writer)
 
 
-def configure_logging(level: str) -> None:
-    """Route every logger (uvicorn's included) to one JSON handler on stdout.
+def configure_logging(level: str, *, trace_context: bool = False) -> None:
+    """Route every logger (uvicorn's included) to one JSON handler on stdout;
+    `trace_context` adds the trace fields to each line.
 
     The event loop only queues records: formatting the JSON and writing it
     happen on a writer thread (QueueListener), so a request does not pay them
-    (an access-log line a request cost 4-9% of its CPU, bench/README.md).
-    Filters that read the request's context (its id, from a ContextVar) run
+    (an access-log line cost 4-9% of a request's CPU, bench/README.md).
+    Filters that read the request's context (its id, the current span) run
     on the queueing side, where that context is current; the writer thread
     has none.
     """
     global _writer
     _stop_writer()
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        JsonFormatter(
-            ["levelname", "name", "message", "request_id"],
-            rename_fields={"levelname": "level", "name": "logger"},
-            timestamp="time",  # ISO 8601 in UTC
-        )
-    )
+    handler.setFormatter(json_formatter())
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     front = _InProcessQueueHandler(records)
-    front.addFilter(_RequestIdFilter())
+    front.addFilter(RequestIdFilter())
+    if trace_context:
+        front.addFilter(TraceContextFilter())
     _writer = QueueListener(records, handler)
     _writer.start()
     root = logging.getLogger()

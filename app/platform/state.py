@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 import httpx
@@ -26,6 +27,7 @@ from app.platform.lifecycle import ShutdownState, install_sigterm_drain
 from app.platform.metrics import Telemetry, metrics_listener
 from app.platform.outbox import OutboxRelay
 from app.platform.redis import RedisGuard, create_redis
+from app.platform.tracing import TracedCache, TracedEmailSender, Tracing, untraced
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,11 @@ class Platform:
 
 
 @asynccontextmanager
-async def open_platform(settings: Settings, telemetry: Telemetry) -> AsyncIterator[Platform]:
+async def open_platform(
+    settings: Settings, telemetry: Telemetry, tracing: Tracing | None = None
+) -> AsyncIterator[Platform]:
+    """`tracing` (None: off) instruments the engine, the Redis command client,
+    the HTTP client and the cache; off, they are the plain objects."""
     async with AsyncExitStack() as stack:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
@@ -66,7 +72,16 @@ async def open_platform(settings: Settings, telemetry: Telemetry) -> AsyncIterat
             stack.push_async_callback(redis.aclose)
             stack.push_async_callback(listener.aclose)
             guard = RedisGuard(redis, settings, telemetry.redis)
-        cache = Cache(
+        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.email_timeout))
+        stack.push_async_callback(http.aclose)
+        if tracing is not None:
+            tracing.instrument_engine(engine)
+            if redis is not None:
+                # Not the listener: it polls its channel every second.
+                tracing.instrument_redis(redis)
+            tracing.instrument_http(http)
+        cache_class = Cache if tracing is None else partial(TracedCache, tracing.tracer)
+        cache = cache_class(
             telemetry.cache,
             guard=guard,
             listener=listener,
@@ -75,10 +90,13 @@ async def open_platform(settings: Settings, telemetry: Telemetry) -> AsyncIterat
         )
         cache.start()
         stack.push_async_callback(cache.stop)
-        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.email_timeout))
-        stack.push_async_callback(http.aclose)
         shutdown = ShutdownState()
         sessionmaker = create_sessionmaker(engine)
+
+        # The sender is looked up at each send: tests swap platform.email.
+        def email_sender() -> EmailSender:
+            return platform.email if tracing is None else TracedEmailSender(platform.email, tracing.tracer)
+
         platform = Platform(
             settings=settings,
             telemetry=telemetry,
@@ -89,12 +107,13 @@ async def open_platform(settings: Settings, telemetry: Telemetry) -> AsyncIterat
             redis=guard,
             http=http,
             email=create_email_sender(settings, http),
-            # The sender is looked up at each send: tests swap platform.email.
-            outbox=OutboxRelay(sessionmaker, lambda: platform.email, settings, telemetry.outbox),
+            outbox=OutboxRelay(sessionmaker, email_sender, settings, telemetry.outbox),
             shutdown=shutdown,
             db_liveness=liveness,
         )
-        platform.outbox.start()
+        # Its polling is not traced; each e-mail it sends is a trace of its own.
+        with untraced(tracing):
+            platform.outbox.start()
         # Stopped before the HTTP client and the engine it needs are closed.
         stack.push_async_callback(platform.outbox.stop)
         if settings.metrics_port:

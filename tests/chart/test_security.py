@@ -12,6 +12,7 @@ import pytest
 
 from tests.chart.conftest import (
     CHART,
+    REPO,
     Manifest,
     RenderError,
     containers,
@@ -346,13 +347,13 @@ def test_egress_follows_the_configured_endpoints(rendered: Render) -> None:
     manifests = rendered(
         "ci/external-database-values.yaml",
         set_values={
-            "tracing.endpoint": "http://otel-collector.observability:4317",
+            "tracing.endpoint": "http://otel-collector.observability:4318",
             "app.email.backend": "http",
             "app.email.apiUrl": "https://mail.example.com/v1/send",
         },
     )
     egress = policies(manifests)["shop-storefront-api"]["spec"]["egress"]
-    assert [ports(rule) for rule in egress] == [{53}, {5432}, {6379}, {443}, {4317}]
+    assert [ports(rule) for rule in egress] == [{53}, {5432}, {6379}, {443}, {4318}]
     assert all("to" not in rule for rule in egress)  # host names: any address, on that port only
 
 
@@ -413,8 +414,48 @@ def test_tracing_is_off_unless_an_endpoint_is_set(rendered: Render) -> None:
     assert not [name for name in config if name.startswith("OTEL_")]
     config = one(rendered("ci/ha-values.yaml"), "ConfigMap", "shop-storefront")["data"]
     assert {name: value for name, value in config.items() if name.startswith("OTEL_")} == {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4317",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
         "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
         "OTEL_TRACES_SAMPLER_ARG": "0.1",
         "OTEL_SERVICE_NAME": "shop-storefront",
     }
+
+
+def test_the_sampler_can_be_chosen(rendered: Render) -> None:
+    manifests = rendered(
+        set_values={
+            "tracing.endpoint": "http://otel-collector.observability:4318",
+            "tracing.sampler": "always_on",
+            "tracing.samplerRatio": "0.25",
+            "tracing.serviceName": "shop-api",
+        }
+    )
+    config = one(manifests, "ConfigMap", "shop-storefront")["data"]
+    assert config["OTEL_TRACES_SAMPLER"] == "always_on"
+    assert config["OTEL_TRACES_SAMPLER_ARG"] == "0.25"
+    assert config["OTEL_SERVICE_NAME"] == "shop-api"
+
+
+def test_the_app_traces_as_the_chart_says(rendered: Render, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OTEL_* variables the chart renders, read by the app's own set-up:
+    the collector's HTTP endpoint and one new trace in ten."""
+    from app.platform.tracing import provider_from_environment
+
+    config = one(rendered("ci/ha-values.yaml"), "ConfigMap", "shop-storefront")["data"]
+    for name, value in config.items():
+        if name.startswith("OTEL_"):
+            monkeypatch.setenv(name, value)
+    provider = provider_from_environment("1.0.0")
+    assert provider is not None
+    try:
+        assert provider.sampler.get_description().startswith("ParentBased{root:TraceIdRatioBased{0.1}")
+        assert provider.resource.attributes["service.name"] == "shop-storefront"
+    finally:
+        provider.shutdown()
+
+
+def test_uvicorn_writes_its_own_lines_as_json(rendered: Render) -> None:
+    api = one(rendered(), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    [log_config] = [arg for arg in api["args"] if arg.startswith("--log-config=")]
+    # A path in the image's working directory, where the app's source is.
+    assert (REPO / log_config.split("=", 1)[1]).is_file()

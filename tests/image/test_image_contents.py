@@ -25,6 +25,7 @@ EXPECTED_COMMAND = [
     "--timeout-graceful-shutdown", "20",
     "--timeout-keep-alive", "75",
     "--no-access-log",
+    "--log-config", "app/platform/log_config.json",
 ]  # fmt: skip
 APP_USER = "10001"
 # The secret mount of the one RUN that downloads (Dockerfile).

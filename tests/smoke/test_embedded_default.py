@@ -42,6 +42,8 @@ def embedded_service(tmp_path: Path) -> Iterator[str]:
         str(port),
         "--lifespan",
         "on",
+        "--log-config",
+        str(REPO / "app" / "platform" / "log_config.json"),
     ]
     base = f"http://127.0.0.1:{port}"
     output = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.main import AppState, create_app
@@ -25,10 +26,10 @@ class Started:
 
 
 @asynccontextmanager
-async def started(settings: Settings) -> AsyncIterator[Started]:
+async def started(settings: Settings, *, tracer_provider: TracerProvider | None = None) -> AsyncIterator[Started]:
     """Starts `create_app(settings)` through the lifespan protocol, as uvicorn
-    does, and stops it on exit."""
-    app: FastAPI = create_app(settings)
+    does, and stops it on exit. `tracer_provider` turns tracing on."""
+    app: FastAPI = create_app(settings, tracer_provider=tracer_provider)
     state: dict[str, Any] = {}
     inbox: asyncio.Queue[Message] = asyncio.Queue()
     outbox: asyncio.Queue[Message] = asyncio.Queue()
