@@ -95,6 +95,24 @@ def _stop_writer() -> None:
 atexit.register(_stop_writer)
 
 
+def flush_logs() -> None:
+    """Returns once every record queued so far is written (for tests that
+    read what was logged)."""
+    if _writer is not None:
+        _writer.stop()  # drains the queue
+        _writer.start()
+
+
+def log_writer() -> logging.StreamHandler[Any]:
+    """The handler that formats and writes the JSON lines, on the writer thread."""
+    if _writer is None:
+        raise RuntimeError("logging is not configured")
+    handler = _writer.handlers[0]
+    if not isinstance(handler, logging.StreamHandler):
+        raise TypeError("the log writer is not a stream handler")
+    return handler
+
+
 def configure_logging(level: str, *, trace_context: bool = False) -> None:
     """Route every logger (uvicorn's included) to one JSON handler on stdout;
     `trace_context` adds the trace fields to each line.
