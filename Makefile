@@ -57,10 +57,49 @@ fmt: deps ## Format and auto-fix
 
 ##@ Measure
 
+# The benchmark (bench/README.md). Load generators: wrk from Debian, vegeta
+# built from its Go module into bin/ at this version.
+VEGETA_VERSION := v12.13.0
+VEGETA := $(REPO_ROOT)/bin/vegeta
+BENCH := $(UV) run --frozen --group bench python bench/run.py
+ROUNDS ?= 5
+DURATION ?= 10
+
 .PHONY: bench
-bench: deps system-deps ## Side-by-side benchmark against a raw Starlette + asyncpg baseline (needs wrk; ROUNDS, DURATION)
+bench: deps system-deps bench-tools ## Service vs a raw Starlette + asyncpg app doing the same work (ROUNDS, DURATION); writes bench/results/latest.*
+	$(BENCH) --rounds $(ROUNDS) --duration $(DURATION)
+
+.PHONY: bench-quick
+bench-quick: deps system-deps bench-tools ## The same in about a minute, into bench/results/quick/
+	$(BENCH) --quick
+
+.PHONY: bench-profile
+bench-profile: deps system-deps bench-tools ## py-spy on the service under each case: bench/results/profile.md
+	$(BENCH) --profile --duration $(DURATION)
+
+.PHONY: bench-overload
+bench-overload: deps system-deps bench-tools ## 4x the pool's concurrency on a slow database: 2xx or a timely 503, never a 500
+	$(BENCH) --overload
+
+.PHONY: bench-sweep
+bench-sweep: deps system-deps bench-tools ## Pool size x concurrency (8..256): bench/results/sweep.{md,png}
+	$(BENCH) --sweep
+
+.PHONY: bench-soak
+bench-soak: deps system-deps bench-tools ## Mixed load for 5 minutes, then RSS per worker: bench/results/soak.{md,png}
+	$(BENCH) --soak
+
+.PHONY: bench-test
+bench-test: deps system-deps bench-tools ## The end-to-end test of `bench/run.py --quick` (tests/bench)
+	$(UV) run --frozen --group bench pytest tests/bench $(PYTEST_ARGS)
+
+.PHONY: bench-tools
+bench-tools: ## Install wrk (Debian) and build vegeta into bin/ when missing
 	@command -v wrk >/dev/null || $(MAKE) apt-install PACKAGES=wrk
-	$(RUN) python bench/run.py --rounds $(or $(ROUNDS),5) --duration $(or $(DURATION),10)
+	@go version -m $(VEGETA) 2>/dev/null | grep -q 'vegeta/v12[[:space:]]*$(VEGETA_VERSION)' || { \
+	  command -v go >/dev/null || { echo "vegeta is built from its Go module: install Go first" >&2; exit 1; }; \
+	  echo "building vegeta $(VEGETA_VERSION) into bin/"; \
+	  GOBIN=$(REPO_ROOT)/bin CGO_ENABLED=0 go install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION); }
 
 ##@ Set-up
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.auth import repository
 from app.auth.exceptions import (
@@ -137,15 +138,29 @@ async def _issue_pair(
     )
 
 
-async def authenticate(session: AsyncSession, codec: TokenCodec, token: str | None) -> User:
-    """The user behind a bearer access token, or 401."""
+def _subject(codec: TokenCodec, token: str | None) -> int:
+    """The user id a bearer access token vouches for, or 401."""
     if not token:
         raise NotAuthenticated()
     try:
         claims = codec.decode(token, "access")
     except InvalidToken as exc:
         raise InvalidAccessToken() from exc
-    user = await users.get(session, int(claims["sub"]))
+    return int(claims["sub"])
+
+
+async def authenticate(session: AsyncSession, codec: TokenCodec, token: str | None) -> User:
+    """The user behind a bearer access token, or 401."""
+    user = await users.get(session, _subject(codec, token))
+    if user is None or not user.is_active:
+        raise InvalidAccessToken()
+    return user
+
+
+async def authenticate_read(connection: AsyncConnection, codec: TokenCodec, token: str | None) -> Row[Any]:
+    """The same checks as `authenticate`, for routes that only read: the
+    user's row on a read connection (no session, no transaction)."""
+    user = await users.read(connection, _subject(codec, token))
     if user is None or not user.is_active:
         raise InvalidAccessToken()
     return user

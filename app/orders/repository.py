@@ -1,10 +1,19 @@
-"""Queries on orders; items are always loaded in one extra query (selectinload)."""
+"""Queries on orders; items are always loaded in one extra query (selectinload).
+
+Placing an order writes with Core statements through the session (the same
+transaction, and its listeners still see them and invalidate the cache):
+profiling showed the ORM unit of work, not the database, to be most of an
+order's CPU (bench/README.md).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -26,6 +35,30 @@ async def by_idempotency_key(session: AsyncSession, user_id: int, key: str) -> O
         .execution_options(populate_existing=True)
     )
     return result.scalar_one_or_none()
+
+
+ORDERS = cast(Table, Order.__table__)
+ORDER_ITEMS = cast(Table, OrderItem.__table__)
+
+# Built once: a statement object keeps its cache key between executions.
+_INSERT_ORDER = insert(ORDERS).returning(ORDERS.c.id)
+_SET_TOTAL = update(ORDERS).where(ORDERS.c.id == bindparam("order_id")).values(total=bindparam("total"))
+
+
+async def insert_order(session: AsyncSession, values: dict[str, Any]) -> int:
+    """Inserts the order row; its id."""
+    result = await session.execute(_INSERT_ORDER, values)
+    order_id: int = result.scalar_one()
+    return order_id
+
+
+async def set_total(session: AsyncSession, order_id: int, total: Decimal) -> None:
+    await session.execute(_SET_TOTAL, {"order_id": order_id, "total": total})
+
+
+async def insert_items(session: AsyncSession, items: Sequence[dict[str, Any]]) -> None:
+    """All of an order's items in one multi-row INSERT."""
+    await session.execute(insert(ORDER_ITEMS).values(list(items)))
 
 
 async def page(session: AsyncSession, user_id: int, limit: int, offset: int) -> tuple[list[Order], int]:

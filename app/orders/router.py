@@ -9,6 +9,7 @@ from app.orders import service
 from app.orders.models import Order
 from app.orders.schemas import OrderCreate, OrderOut
 from app.platform.openapi import link
+from app.platform.responses import model_json
 from app.platform.schemas import IdPath, Page, PageQuery, problems
 from app.platform.session import SessionDep
 
@@ -45,14 +46,14 @@ async def create_order(
     data: OrderCreate,
     user: CurrentUser,
     session: SessionDep,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> Order:
+) -> Response:
     order, replayed = await service.place(session, user, data, idempotency_key)
+    response = model_json(order, status_code=status.HTTP_201_CREATED)
     response.headers["Location"] = f"/orders/{order.id}"
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return order
+    return response
 
 
 @router.get("/", response_model=Page[OrderOut], responses=problems(401))

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.orders import repository
 from app.orders.exceptions import (
@@ -19,8 +18,8 @@ from app.orders.exceptions import (
     OrderNotFound,
     OrderTotalTooLarge,
 )
-from app.orders.models import CREATED, Order, OrderItem
-from app.orders.schemas import OrderCreate
+from app.orders.models import CREATED, Order
+from app.orders.schemas import OrderCreate, OrderItemOut, OrderOut
 from app.platform.database import utcnow
 from app.platform.schemas import PageQuery
 from app.products import repository as products
@@ -44,15 +43,15 @@ async def _check_total(session: AsyncSession, data: OrderCreate) -> None:
         raise OrderTotalTooLarge()
 
 
-def _replay(order: Order, fingerprint: str) -> Order:
+def _replay(order: Order, fingerprint: str) -> OrderOut:
     if order.request_hash != fingerprint:
         raise IdempotencyKeyReused()
-    return order
+    return OrderOut.model_validate(order)
 
 
 async def place(
     session: AsyncSession, user: User, data: OrderCreate, idempotency_key: str | None
-) -> tuple[Order, bool]:
+) -> tuple[OrderOut, bool]:
     """Creates the order and takes its stock in one transaction.
 
     Returns (order, replayed). With an Idempotency-Key, the order row (which
@@ -68,26 +67,25 @@ async def place(
     await _check_total(session, data)
 
     now = utcnow()
-    order = Order(
-        user_id=user.id,
-        status=CREATED,
-        total=Decimal(0),
-        idempotency_key=idempotency_key,
-        request_hash=fingerprint,
-        created_at=now,
-        updated_at=now,
-    )
+    order_values = {
+        "user_id": user.id,
+        "status": CREATED,
+        "total": Decimal(0),
+        "idempotency_key": idempotency_key,
+        "request_hash": fingerprint,
+        "created_at": now,
+        "updated_at": now,
+    }
     try:
         async with session.begin_nested():
-            session.add(order)
-            await session.flush()
+            order_id = await repository.insert_order(session, order_values)
     except IntegrityError:
         winner = await repository.by_idempotency_key(session, user.id, idempotency_key) if idempotency_key else None
         if winner is None:
             raise
         return _replay(winner, fingerprint), True
 
-    items: list[OrderItem] = []
+    items: list[OrderItemOut] = []
     # One lock order (by product id) for every order: two orders that share
     # products never wait on each other in a cycle.
     for line in sorted(data.items, key=lambda line: line.product_id):
@@ -98,21 +96,28 @@ async def place(
                 raise OrderedProductNotFound(line.product_id)
             raise InsufficientStock(line.product_id)
         items.append(
-            OrderItem(
-                order_id=order.id,
-                product_id=line.product_id,
-                name=taken.name,
-                unit_price=taken.price,
-                quantity=line.quantity,
-            )
+            OrderItemOut(product_id=line.product_id, name=taken.name, quantity=line.quantity, unit_price=taken.price)
         )
-    order.total = sum((item.unit_price * item.quantity for item in items), Decimal(0))
-    if order.total >= TOTAL_LIMIT:
+    total = sum((item.unit_price * item.quantity for item in items), Decimal(0))
+    if total >= TOTAL_LIMIT:
         # A price raised since _check_total read it; raising rolls everything back.
         raise OrderTotalTooLarge()
-    session.add_all(items)
-    await session.flush()
-    set_committed_value(order, "items", items)
+    await repository.set_total(session, order_id, total)
+    await repository.insert_items(
+        session,
+        [
+            {
+                "order_id": order_id,
+                "product_id": item.product_id,
+                "name": item.name,
+                "unit_price": item.unit_price,
+                "quantity": item.quantity,
+            }
+            for item in items
+        ],
+    )
+    # The response from what was written: no ORM objects to build and flush.
+    order = OrderOut(id=order_id, user_id=user.id, status=CREATED, total=total, items=items, created_at=now)
     return order, False
 
 

@@ -157,5 +157,21 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for reads that need no transaction: the same pool, but on
+    PostgreSQL each connection runs in AUTOCOMMIT while checked out, so a read
+    costs its statements' round trips and no BEGIN / COMMIT around them. At
+    READ COMMITTED (the default) every statement takes its own snapshot, in a
+    transaction or not, so a read loses nothing by running without one.
+
+    Switching a pooled asyncpg connection to AUTOCOMMIT and back is local to
+    the driver adapter: no round trip. SQLite keeps its transactions (its
+    connections BEGIN IMMEDIATE themselves, see _configure_sqlite).
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, sync_session_class=TrackedSession)

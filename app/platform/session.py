@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 
 from app.platform.database import TrackedSession
@@ -71,6 +72,22 @@ async def get_session(platform: PlatformDep) -> AsyncIterator[AsyncSession]:
         await commit(session, platform)
 
 
+@asynccontextmanager
+async def read_connection(platform: Platform) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection for reads that need no transaction (one SELECT, or
+    several that need not agree): no session, no BEGIN / COMMIT round trips
+    on PostgreSQL (see create_read_engine). Never for writes: a write must go
+    through a session, whose commit invalidates the cache before the response.
+    """
+    async with platform.read_engine.connect() as connection:
+        yield connection
+
+
+async def get_read_connection(platform: PlatformDep) -> AsyncIterator[AsyncConnection]:
+    async with read_connection(platform) as connection:
+        yield connection
+
+
 @event.listens_for(TrackedSession, "after_flush")
 def _mark_flushed(session: Session, _flush: UOWTransaction) -> None:
     session.info[_WROTE] = True
@@ -89,3 +106,6 @@ def _clear_mark(session: Session, transaction: SessionTransaction) -> None:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# scope="function": the connection goes back to the pool when the endpoint
+# returns, not after the response has been sent.
+ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection, scope="function")]

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.platform.cache import Cache
 from app.platform.config import Settings
-from app.platform.database import create_engine, create_liveness, create_sessionmaker
+from app.platform.database import create_engine, create_liveness, create_read_engine, create_sessionmaker
 from app.platform.db_liveness import DatabaseLiveness
 from app.platform.email import EmailSender, create_email_sender
 from app.platform.lifecycle import ShutdownState, install_sigterm_drain
@@ -37,6 +37,8 @@ class Platform:
     settings: Settings
     telemetry: Telemetry
     engine: AsyncEngine
+    # The same pool without BEGIN / COMMIT: app/platform/session.py `read_connection`.
+    read_engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     cache: Cache
     # None without REDIS_URL: the cache and the rate limits stay in-process.
@@ -99,6 +101,7 @@ async def open_platform(
             settings=settings,
             telemetry=telemetry,
             engine=engine,
+            read_engine=create_read_engine(engine),
             sessionmaker=sessionmaker,
             cache=cache,
             redis=guard,

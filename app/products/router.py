@@ -6,9 +6,9 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.auth.dependencies import CurrentUser
 from app.platform.openapi import link
-from app.platform.responses import CACHE_HEADER, cached_json
+from app.platform.responses import CACHE_HEADER, cached_json, model_json
 from app.platform.schemas import IdPath, Page, problems
-from app.platform.session import SessionDep
+from app.platform.session import ReadConnectionDep, SessionDep
 from app.platform.state import PlatformDep
 from app.products import service
 from app.products.models import Product
@@ -51,14 +51,8 @@ async def read_product(product_id: IdPath, platform: PlatformDep) -> Response:
 
 
 @router.get("/", response_model=Page[ProductOut])
-async def list_products(session: SessionDep, filters: Annotated[ProductFilters, Query()]) -> Page[ProductOut]:
-    items, total = await service.page(session, filters)
-    return Page[ProductOut](
-        items=[ProductOut.model_validate(item) for item in items],
-        total=total,
-        limit=filters.limit,
-        offset=filters.offset,
-    )
+async def list_products(connection: ReadConnectionDep, filters: Annotated[ProductFilters, Query()]) -> Response:
+    return model_json(await service.page(connection, filters))
 
 
 @router.patch("/{product_id}", response_model=ProductOut, responses=problems(401, 403, 404))

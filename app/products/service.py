@@ -6,10 +6,12 @@ PRODUCT_BY_ID (and the stats) by declaration (app/products/cache.py).
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.platform.cache import Cached
 from app.platform.database import utcnow
+from app.platform.schemas import Page
+from app.platform.session import read_connection
 from app.platform.state import Platform
 from app.products import repository
 from app.products.cache import PRODUCT_BY_ID
@@ -30,19 +32,22 @@ async def get_cached(platform: Platform, product_id: int) -> Cached:
     a short-lived session of its own: a hit touches no database connection."""
 
     async def load() -> bytes:
-        async with platform.sessionmaker() as session:
-            product = await repository.get_live(session, product_id)
-            if product is None:
-                raise ProductNotFound()
-            return ProductOut.model_validate(product).model_dump_json().encode()
+        async with read_connection(platform) as connection:
+            row = await repository.read_live(connection, product_id)
+        if row is None:
+            raise ProductNotFound()
+        return ProductOut.model_validate(row).model_dump_json().encode()
 
     return await platform.cache.get_or_compute(
         PRODUCT_BY_ID.key(product_id), platform.settings.product_cache_ttl_seconds, load
     )
 
 
-async def page(session: AsyncSession, filters: ProductFilters) -> tuple[list[Product], int]:
-    return await repository.page(session, filters)
+async def page(connection: AsyncConnection, filters: ProductFilters) -> Page[ProductOut]:
+    rows, total = await repository.read_page(connection, filters)
+    return Page[ProductOut](
+        items=[ProductOut.model_validate(row) for row in rows], total=total, limit=filters.limit, offset=filters.offset
+    )
 
 
 async def _owned(session: AsyncSession, user: User, product_id: int) -> Product:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from app.auth.dependencies import AuthDep, CurrentUser, OptionalUser, RegistrationRateLimit
+from app.auth.dependencies import AuthDep, CurrentUserRow, OptionalUser, RegistrationRateLimit
 from app.platform.openapi import link
+from app.platform.responses import model_json
 from app.platform.schemas import IdPath, problems
 from app.platform.session import SessionDep
 from app.users import service
@@ -36,8 +37,8 @@ async def register(
 
 
 @router.get("/me", response_model=UserOut, responses=problems(401))
-async def read_me(user: CurrentUser) -> User:
-    return user
+async def read_me(user: CurrentUserRow) -> Response:
+    return model_json(UserOut.model_validate(user))
 
 
 @router.get(

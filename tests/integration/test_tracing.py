@@ -9,6 +9,7 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
+from logging.handlers import QueueHandler
 from typing import Any
 
 import httpx
@@ -22,7 +23,7 @@ from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_tra
 
 from app.platform.config import Settings
 from app.platform.email import HttpEmailSender
-from app.platform.logging import RequestIdFilter, TraceContextFilter
+from app.platform.logging import RequestIdFilter, TraceContextFilter, flush_logs, log_writer
 from app.platform.state import Platform
 from app.platform.tracing import TracedCache
 from tests.integration.test_welcome_email import eventually
@@ -280,17 +281,19 @@ async def test_the_email_is_a_trace_of_its_own_without_the_message(
     assert all(s.context.trace_id in (request_trace, send.context.trace_id) for s in spans), describe(spans)
 
 
-def app_log_handler() -> logging.StreamHandler[Any]:
-    """The JSON handler the app's logging set-up put on the root logger."""
+def app_log_handler() -> logging.Handler:
+    """The handler the app's logging set-up put on the root logger: it queues
+    records, with their request and trace context, for the writer thread."""
     [handler] = [h for h in logging.getLogger().handlers if any(isinstance(f, RequestIdFilter) for f in h.filters)]
-    assert isinstance(handler, logging.StreamHandler)
+    assert isinstance(handler, QueueHandler)
     return handler
 
 
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
-    """What the app's JSON log handler writes, for the duration of a test."""
-    handler = app_log_handler()
+    """What the app's JSON log writer writes, for the duration of a test
+    (call flush_logs() before reading)."""
+    handler = log_writer()
     stream = io.StringIO()
     previous = handler.setStream(stream)
     yield stream
@@ -308,6 +311,7 @@ async def test_log_lines_carry_the_trace_id(
     response = await client.get(f"/products/{product['id']}")
     error = await client.get("/_diag/error")
 
+    flush_logs()
     lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     roots = {attributes(s)["request_id"]: s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER}
     for answer in (response, error):
