@@ -12,6 +12,7 @@ import atexit
 import logging
 import queue
 import sys
+import threading
 from contextvars import ContextVar
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any
@@ -67,6 +68,19 @@ def json_formatter() -> JsonFormatter:
     )
 
 
+# The one logger written on every request: the only one worth not waiting for.
+ACCESS_LOGGER = "storefront.access"
+# A writer that does not answer must not hold up the caller for long.
+WRITE_WAIT_SECONDS = 1.0
+
+
+class _Written:
+    """Queued after a record the caller waits for; set once the writer reaches it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
 class _InProcessQueueHandler(QueueHandler):
     """Hands records to the writer thread as they are.
 
@@ -74,13 +88,35 @@ class _InProcessQueueHandler(QueueHandler):
     `exc_info` (made for queues that pickle): here the record stays in the
     process, so the JSON formatter sees it whole, traceback included, on the
     writer thread.
+
+    Access-log lines are queued and left: they are the hot path. Every other
+    line (startup, warnings, errors, uvicorn's shutdown) waits until it is
+    written, and with it everything queued before it. A process can end
+    without running atexit: uvicorn re-raises SIGTERM after its last line
+    ("Finished server process"), whose default action ends the process at
+    once; a line still in the queue then would be lost.
     """
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         return record
 
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        if record.name != ACCESS_LOGGER:
+            written = _Written()
+            self.queue.put_nowait(written)
+            written.done.wait(WRITE_WAIT_SECONDS)
 
-_writer: QueueListener | None = None
+
+class _Writer(QueueListener):
+    def handle(self, record: Any) -> None:
+        if isinstance(record, _Written):
+            record.done.set()
+        else:
+            super().handle(record)
+
+
+_writer: _Writer | None = None
 
 
 def _stop_writer() -> None:
@@ -128,12 +164,12 @@ def configure_logging(level: str, *, trace_context: bool = False) -> None:
     _stop_writer()
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(json_formatter())
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    records: queue.SimpleQueue[Any] = queue.SimpleQueue()
     front = _InProcessQueueHandler(records)
     front.addFilter(RequestIdFilter())
     if trace_context:
         front.addFilter(TraceContextFilter())
-    _writer = QueueListener(records, handler)
+    _writer = _Writer(records, handler)
     _writer.start()
     root = logging.getLogger()
     root.handlers[:] = [front]

@@ -13,9 +13,9 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.platform.errors import problem_response, unavailable_response
-from app.platform.logging import bind_request_id, unbind_request_id
+from app.platform.logging import ACCESS_LOGGER, bind_request_id, unbind_request_id
 
-log = logging.getLogger("storefront.access")
+log = logging.getLogger(ACCESS_LOGGER)
 error_log = logging.getLogger("storefront.errors")
 
 REQUEST_ID_HEADER = "X-Request-ID"
