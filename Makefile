@@ -85,6 +85,10 @@ bench-overload: deps system-deps bench-tools ## 4x the pool's concurrency on a s
 bench-sweep: deps system-deps bench-tools ## Pool size x concurrency (8..256): bench/results/sweep.{md,png}
 	$(BENCH) --sweep
 
+.PHONY: bench-tracing
+bench-tracing: deps system-deps bench-tools ## Tracing on (OTLP, 10% sampled) against off, side by side: bench/results/tracing.md
+	$(BENCH) --tracing --rounds 3
+
 .PHONY: bench-soak
 bench-soak: deps system-deps bench-tools ## Mixed load for 5 minutes, then RSS per worker: bench/results/soak.{md,png}
 	$(BENCH) --soak

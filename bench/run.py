@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import compare, modes, profiling, report
+from bench import compare, modes, profiling, report, tracing
 from bench.tools import LOAD_CPU, REPO, SERVER_CPU, MissingTool, tool
 
 RESULTS = REPO / "bench" / "results"
@@ -57,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--overload", action="store_true", help="4x pool concurrency against a slow database")
     mode.add_argument("--sweep", action="store_true", help="pool size x concurrency (8..256)")
     mode.add_argument("--soak", action="store_true", help="mixed load, RSS sampled (5 minutes by default)")
+    mode.add_argument("--tracing", action="store_true", help="tracing on (10%% sampled) against off, side by side")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
         "--duration", type=float, help="seconds per case per round (10; overload 15 per case, sweep 5 per point)"
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.sweep:
         delay = 5.0 if args.db_delay_ms is None else args.db_delay_ms
         passed = modes.sweep(args.out, meta, delay_ms=delay, seconds=args.duration or 5, pin=pin)
+    elif args.tracing:
+        passed = tracing.tracing_overhead(args.out, meta, rounds=args.rounds, seconds=args.duration or 5, pin=pin)
     elif args.soak:
         passed = modes.soak(args.out, meta, seconds=args.soak_seconds, products=args.products, pin=pin)
     elif args.profile:
