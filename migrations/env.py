@@ -131,8 +131,11 @@ def _newer_than_this_code(connection: Connection) -> str | None:
     back release's migration Job with it. Anything else unknown still fails.
     """
     script = context.script
-    # Alembic hands over "head" already resolved to the head revision(s).
-    destination = context.get_revision_argument()
+    try:
+        # Alembic hands over "head" already resolved to the head revision(s).
+        destination = context.get_revision_argument()
+    except KeyError:
+        return None  # a command without a destination (`alembic current`, ...)
     targets = {destination} if isinstance(destination, str) else set(destination or ())
     if not targets or targets != set(script.get_heads()):
         return None

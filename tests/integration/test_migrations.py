@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.ops.schema import head_revision
-from tests.support.migrations import upgrade, write_revision
+from tests.support.migrations import current, upgrade, write_revision
 
 
 async def _version(url: URL) -> str:
@@ -82,6 +82,8 @@ async def test_a_rolled_back_release_leaves_a_newer_schema_alone(database_url: U
     await asyncio.to_thread(upgrade, database_url, extra_versions=tmp_path)
     await asyncio.to_thread(upgrade, database_url)  # the older code's `alembic upgrade head`
     assert await _version(database_url) == "9100_newer"
+    # Commands without a destination revision go through the same env.py.
+    await asyncio.to_thread(current, database_url)
 
 
 async def test_an_unknown_unrecorded_revision_still_fails(database_url: URL, tmp_path: Path) -> None:
