@@ -17,6 +17,8 @@ import httpx
 
 from tests.e2e.kube import REPO_ROOT
 
+# What skaffold prints once its file watcher has taken its starting state.
+WATCHING = "Watching for changes..."
 PORT_FORWARD = re.compile(r"Port forwarding service/\S+ in namespace \S+, remote port 80 -> http://127\.0\.0\.1:(\d+)")
 # make must not see the e2e run's own make invocation (MAKEFLAGS carries its
 # command-line variables): the developer's shell has none of it.
@@ -90,16 +92,19 @@ class DevSession:
             return None  # not forwarded yet, or following a new pod
 
     def wait_serving(self, timeout: float = 600) -> str:
-        """Until skaffold port-forwards and the API answers through it."""
+        """Until skaffold port-forwards, the API answers through it, and
+        skaffold watches the sources (it lists them only after the
+        port-forward: an edit before that is part of its starting state and
+        would never be rebuilt)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             response = self.get("/health")
-            if response is not None and response.status_code == 200:
+            if response is not None and response.status_code == 200 and WATCHING in self.log():
                 return response.text
             time.sleep(1)
         raise AssertionError(f"make dev did not serve within {timeout:.0f} s:\n{self.log()[-5000:]}")
 
-    def edit_to_served(self, source: Path, old: str, new: str, timeout: float = 600) -> float:
+    def edit_to_served(self, source: Path, old: str, new: str, timeout: float = 300) -> float:
         """Replaces `old` with `new` in a source file (as an editor saves it)
         and returns the seconds until /health serves `new` through the port-forward."""
         text = source.read_text()
