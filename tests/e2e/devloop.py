@@ -104,19 +104,20 @@ class DevSession:
             time.sleep(1)
         raise AssertionError(f"make dev did not serve within {timeout:.0f} s:\n{self.log()[-5000:]}")
 
-    def edit_to_served(self, source: Path, old: str, new: str, timeout: float = 300) -> float:
+    def edit_to_served(self, source: Path, old: str, new: str, served: str, timeout: float = 300) -> float:
         """Replaces `old` with `new` in a source file (as an editor saves it)
-        and returns the seconds until /health serves `new` through the port-forward."""
+        and returns the seconds until /health's body contains `served`
+        through the port-forward."""
         text = source.read_text()
         assert old in text, f"{old!r} not in {source}"
         source.write_text(text.replace(old, new))
         saved = time.monotonic()
         while time.monotonic() < saved + timeout:
             response = self.get("/health")
-            if response is not None and new in response.text:
+            if response is not None and served in response.text:
                 return round(time.monotonic() - saved, 1)
             time.sleep(0.5)
-        raise AssertionError(f"{new!r} was not served within {timeout:.0f} s:\n{self.log()[-5000:]}")
+        raise AssertionError(f"{served!r} was not served within {timeout:.0f} s:\n{self.log()[-5000:]}")
 
     def stop(self, timeout: float = 240) -> int:
         assert self.process is not None

@@ -68,7 +68,7 @@ def test_make_dev_deploys_and_serves_a_rebuilt_edit(
             up_s = round(time.monotonic() - started, 1)
             images_before = {c["image"] for p in cluster.api_pods() for c in p["spec"]["containers"]}
             marker = f"rebuilt-{secrets.token_hex(3)}"
-            seconds = dev.edit_to_served(source, SERVED, f'StatusOut(status="{marker}")')
+            seconds = dev.edit_to_served(source, SERVED, f'StatusOut(status="{marker}")', served=marker)
             images_after = {c["image"] for p in cluster.api_pods() for c in p["spec"]["containers"]}
             stopping = time.monotonic()
         stop_s = round(time.monotonic() - stopping, 1)
@@ -94,7 +94,7 @@ def test_make_dev_sync_serves_an_edit_without_a_rebuild(
             up_s = round(time.monotonic() - started, 1)
             pods_before = sorted(p["metadata"]["name"] for p in cluster.api_pods())
             marker = f"synced-{secrets.token_hex(3)}"
-            seconds = dev.edit_to_served(source, SERVED, f'StatusOut(status="{marker}")')
+            seconds = dev.edit_to_served(source, SERVED, f'StatusOut(status="{marker}")', served=marker)
             pods_after = sorted(p["metadata"]["name"] for p in cluster.api_pods())
     finally:
         source.write_text(original)
