@@ -100,11 +100,11 @@ def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if FIGURES:
         RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(FIGURES, indent=2, sort_keys=True) + "\n")
+        RESULTS.write_text(json.dumps(FIGURES, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if FIGURES:
         terminalreporter.section("e2e figures (also in tests/e2e/results/latest.json)")
         for scenario, values in FIGURES.items():
-            terminalreporter.write_line(f"FIGURES {scenario} {json.dumps(values, sort_keys=True)}")
+            terminalreporter.write_line(f"FIGURES {scenario} {json.dumps(values, sort_keys=True, default=str)}")
