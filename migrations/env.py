@@ -24,13 +24,14 @@ from typing import Any, Literal
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo
-from sqlalchemy import pool, text
+from alembic.script.revision import ResolutionError
+from sqlalchemy import pool, select, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app import models  # noqa: F401  (registers every table on Base.metadata)
-from app.ops.schema import HISTORY_TABLE
+from app.ops.schema import HISTORY_TABLE, leads_down_to, recorded_parents
 from app.platform.config import DatabaseSettings
 from app.platform.database import Base, UTCDateTime
 from app.products.money import SQLiteCents
@@ -99,6 +100,15 @@ def _run_migrations(connection: Connection, lock_timeout_ms: int) -> None:
             # After the advisory lock (it is a lock too, and may rightly wait).
             connection.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
         HISTORY_TABLE.create(connection, checkfirst=True)
+        newer = _newer_than_this_code(connection)
+        if newer is not None:
+            log.info(
+                "the schema is at %s, newer than this code's head %s and recorded as descending from it "
+                "(a rolled-back release): nothing to upgrade",
+                newer,
+                context.script.get_current_head(),
+            )
+            return
         try:
             context.run_migrations()
         except DBAPIError as exc:
@@ -109,6 +119,40 @@ def _run_migrations(connection: Connection, lock_timeout_ms: int) -> None:
                     lock_timeout_ms,
                 )
             raise
+
+
+def _newer_than_this_code(connection: Connection) -> str | None:
+    """For `upgrade head`: the database's revision when this code does not know
+    it but the recorded history leads from it down to this code's head.
+
+    That is a release rolled back to older code after its migrations ran: the
+    schema is ahead (expand/contract keeps it compatible) and there is nothing
+    to do. Alembic itself would fail on the unknown revision, and the rolled
+    back release's migration Job with it. Anything else unknown still fails.
+    """
+    script = context.script
+    try:
+        # Alembic hands over "head" already resolved to the head revision(s).
+        destination = context.get_revision_argument()
+    except KeyError:
+        return None  # a command without a destination (`alembic current`, ...)
+    targets = {destination} if isinstance(destination, str) else set(destination or ())
+    if not targets or targets != set(script.get_heads()):
+        return None
+    head = script.get_current_head()
+    current = context.get_context().get_current_heads()
+    if head is None or not current:
+        return None
+    try:
+        for revision in current:
+            script.revision_map.get_revision(revision)
+        return None  # known revisions: the normal path
+    except ResolutionError:
+        pass
+    parents = recorded_parents(connection.execute(select(HISTORY_TABLE.c.revision, HISTORY_TABLE.c.down_revisions)))
+    if all(leads_down_to(parents, revision, head) for revision in current):
+        return ",".join(current)
+    return None
 
 
 def _sqlstate(exc: BaseException) -> str | None:

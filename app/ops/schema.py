@@ -21,11 +21,12 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, DateTime, MetaData, String, Table, func, select, text
+from sqlalchemy import Column, DateTime, MetaData, Row, String, Table, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -60,13 +61,13 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return result.scalar_one_or_none()
 
 
-async def descends_from(connection: AsyncConnection, revision: str, ancestor: str) -> bool:
+def recorded_parents(rows: Iterable[Row[str, str]]) -> dict[str, list[str]]:
+    """The history table's rows as revision -> its down revisions."""
+    return {row.revision: [down for down in row.down_revisions.split(",") if down] for row in rows}
+
+
+def leads_down_to(parents: Mapping[str, list[str]], revision: str, ancestor: str) -> bool:
     """Whether the recorded history leads from `revision` down to `ancestor`."""
-    try:
-        rows = (await connection.execute(select(HISTORY_TABLE.c.revision, HISTORY_TABLE.c.down_revisions))).all()
-    except DBAPIError:
-        return False  # no history recorded (yet)
-    parents = {row.revision: [down for down in row.down_revisions.split(",") if down] for row in rows}
     seen: set[str] = set()
     pending = [revision]
     while pending and len(seen) < MAX_ANCESTRY:
@@ -77,6 +78,15 @@ async def descends_from(connection: AsyncConnection, revision: str, ancestor: st
             seen.add(current)
             pending.extend(parents.get(current, []))
     return False
+
+
+async def descends_from(connection: AsyncConnection, revision: str, ancestor: str) -> bool:
+    """Whether the recorded history leads from `revision` down to `ancestor`."""
+    try:
+        rows = (await connection.execute(select(HISTORY_TABLE.c.revision, HISTORY_TABLE.c.down_revisions))).all()
+    except DBAPIError:
+        return False  # no history recorded (yet)
+    return leads_down_to(recorded_parents(rows), revision, ancestor)
 
 
 async def serves(engine: AsyncEngine, head: str | None) -> tuple[str | None, bool]:

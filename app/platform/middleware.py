@@ -32,6 +32,13 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def _shutting_down(scope: Scope) -> bool:
+    """Whether the process is draining (the lifespan state's platform says so)."""
+    platform = (scope.get("state") or {}).get("platform")
+    shutdown = getattr(platform, "shutdown", None)
+    return bool(getattr(shutdown, "shutting_down", False))
+
+
 def _incoming_request_id(scope: Scope) -> str | None:
     value = _header(scope, b"x-request-id")
     if value is None:
@@ -81,7 +88,14 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                if _shutting_down(scope):
+                    # Clients still on a kept-alive connection to this pod
+                    # (the Service already routes new ones elsewhere) leave it
+                    # after this answer, rather than race the server closing
+                    # it idle at the end of the drain.
+                    headers["Connection"] = "close"
             await send(message)
 
         received = 0

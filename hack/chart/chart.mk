@@ -1,6 +1,7 @@
 # Helm chart, raw manifests and the dev loop.
 #
-# Uses (hack/common.mk): REPO_ROOT, BIN, KUBE_CONTEXT, AIRGAP_TOOL,
+# Uses (hack/common.mk): REPO_ROOT, BIN, DOCKER (the e2e v2 image, the docker
+#   wrapper skaffold's kind runs through), KUBE_CONTEXT, AIRGAP_TOOL,
 #   AIRGAP_ENV and the tool paths HELM (4), HELM3, KUBECTL, KUBECONFORM,
 #   SKAFFOLD, PROMTOOL, HELM_DOCS, GATEWAY_API_CRDS.
 # Uses (hack/airgap/airgap.mk): the tools, kind-up and kind-down targets.
@@ -144,22 +145,57 @@ deploy: tools image namespace ## helm upgrade --install into the kind cluster (l
 port-forward: ## Forward http://127.0.0.1:8000 to the API Service in the cluster
 	$(KUBECTL) --context $(KUBE_CONTEXT) --namespace $(NAMESPACE) port-forward service/$(RELEASE) 8000:80
 
-.PHONY: dev
-dev: tools ## skaffold dev: build, load into kind, deploy with dev values, port-forward :8000 (PROFILES=sync for hot reload)
+# skaffold loads images with `kind load docker-image`, which runs `docker
+# exec --privileged`: hosts that refuse --privileged (ours) need the same
+# docker wrapper `make kind-up` uses, first on PATH (`airgap kind-path` prints
+# its directory, or nothing where it is not needed), and helm/kind from BIN.
+SKAFFOLD_WITH_KIND = kind_path="$$($(AIRGAP_ENV) $(AIRGAP_TOOL) kind-path)"; \
+	PATH='$(BIN)':"$${kind_path:+$$kind_path:}$$PATH" AIRGAP_REAL_DOCKER='$(DOCKER)' $(SKAFFOLD)
+SKAFFOLD_PROFILE_FLAGS = $(if $(SKAFFOLD_PROFILES),-p $(SKAFFOLD_PROFILES))
+
+.PHONY: dev-db-images
+dev-db-images:
 	@if [ -n "$(USE_AIRGAP_IMAGES)" ]; then $(AIRGAP_ENV) $(AIRGAP_TOOL) db-images --load; fi
-	PATH='$(BIN)':"$$PATH" $(SKAFFOLD) dev --port-forward $(if $(SKAFFOLD_PROFILES),-p $(SKAFFOLD_PROFILES))
+
+.PHONY: dev
+dev: tools dev-db-images ## skaffold dev: build, load into kind, deploy with dev values, port-forward :8000 (PROFILES=sync for hot reload)
+	$(SKAFFOLD_WITH_KIND) dev --port-forward $(SKAFFOLD_PROFILE_FLAGS)
+
+.PHONY: dev-run
+dev-run: tools dev-db-images ## skaffold run: build, load and deploy the dev release once (PROFILES as for dev)
+	$(SKAFFOLD_WITH_KIND) run $(SKAFFOLD_PROFILE_FLAGS)
+
+.PHONY: dev-delete
+dev-delete: tools ## skaffold delete: remove the dev release (its kept Secrets and the PostgreSQL volume stay)
+	$(SKAFFOLD_WITH_KIND) delete $(SKAFFOLD_PROFILE_FLAGS)
 
 empty :=
 space := $(empty) $(empty)
 comma := ,
 SKAFFOLD_PROFILES = $(subst $(space),$(comma),$(strip $(PROFILES) $(if $(USE_AIRGAP_IMAGES),airgap)))
 
+# The upgrade scenario's "v2": this tree's image plus one expand-style
+# migration (tests/e2e/images/v2), test-only.
+E2E_IMAGE_V2 ?= $(IMAGE)-e2e-v2
+
+.PHONY: e2e-image-v2
+e2e-image-v2: image
+	@DOCKER_BUILDKIT=1 $(DOCKER) build --quiet --build-arg BASE_IMAGE='$(IMAGE)' --tag '$(E2E_IMAGE_V2)' \
+		$(REPO_ROOT)/tests/e2e/images/v2 >/dev/null
+	@echo "built $(E2E_IMAGE_V2)"
+
 .PHONY: e2e
-e2e: deps tools image ## Cluster tier: kind-up, deploy (PSS restricted), end-to-end tests, kind-down (KEEP_CLUSTER=1 keeps it); builds whatever is missing
-	$(MAKE) kind-up
+e2e: deps tools image e2e-image-v2 ## Cluster tier: kind-up, deploy (PSS restricted), end-to-end scenarios, kind-down (KEEP_CLUSTER=1 keeps it); builds whatever is missing
+	@started=$$(date +%s); stamp() { echo "== e2e [$$(($$(date +%s) - started))s] $$*"; }; \
+	stamp "kind-up"; $(MAKE) kind-up; \
 	status=0; \
+	stamp "deploy (chart defaults, Helm 4)"; \
 	$(MAKE) deploy DEPLOY_FLAGS='$(E2E_DEPLOY_FLAGS)' && \
-	KUBE_CONTEXT='$(KUBE_CONTEXT)' NAMESPACE='$(NAMESPACE)' RELEASE='$(RELEASE)' KUBECTL='$(KUBECTL)' HELM='$(HELM)' \
-		STOREFRONT_IMAGE='$(IMAGE)' DEPLOY_VALUES='$(DEPLOY_VALUES)' $(RUN) pytest tests/e2e $(PYTEST_ARGS) || status=$$?; \
-	if [ -z "$(KEEP_CLUSTER)" ]; then $(MAKE) kind-down; fi; \
+	$(AIRGAP_ENV) $(AIRGAP_TOOL) load '$(E2E_IMAGE_V2)' && \
+	stamp "pytest tests/e2e" && \
+	KUBE_CONTEXT='$(KUBE_CONTEXT)' NAMESPACE='$(NAMESPACE)' RELEASE='$(RELEASE)' KUBECTL='$(KUBECTL)' \
+		HELM='$(HELM)' HELM3='$(HELM3)' STOREFRONT_IMAGE='$(IMAGE)' STOREFRONT_IMAGE_V2='$(E2E_IMAGE_V2)' \
+		DEPLOY_VALUES='$(DEPLOY_VALUES)' $(RUN) pytest tests/e2e $(PYTEST_ARGS) || status=$$?; \
+	if [ -z "$(KEEP_CLUSTER)" ]; then stamp "kind-down"; $(MAKE) kind-down; fi; \
+	stamp "done (exit $$status)"; \
 	exit $$status

@@ -1,8 +1,14 @@
 """The cluster tier: the chart installed in a kind cluster (see `make e2e`).
 
-Tests talk to the cluster with the kubernetes client and kubectl, and to the
-API through `kubectl port-forward` (one pod) or, for traffic that must follow
-the Service across pods, from a pod inside the cluster.
+The tests share ONE release, installed by `make deploy` with the chart's
+default values, and run in file order (test_01 ... test_12): each scenario
+leaves the release as it found it, except the last ones, which uninstall it
+(the dev loop) and reinstall it with Helm 3.
+
+Traffic that must follow the Service across pods comes from load pods inside
+the cluster (loadpod.py); single requests go through `kubectl port-forward`.
+Every scenario's figures land in tests/e2e/results/latest.json and in the
+terminal summary as `FIGURES <scenario> {...}` lines.
 """
 
 from __future__ import annotations
@@ -12,54 +18,32 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import port_for
 import pytest
 from kubernetes import client, config
 
+from tests.e2e.kube import KUBE_CONTEXT, KUBECTL, NAMESPACE, RELEASE, Cluster
+from tests.e2e.loadpod import install_script
 from tests.support.http import serving
 
-# The CloudNativePG scenarios (tests/e2e/cnpg) have not yet run to the end on
-# a kind cluster (the branch's helper never got the cluster): until they have,
-# `make e2e` collects them only with E2E_CNPG=1, so an unproven package cannot
-# fail every CI run. Remove this gate once `make e2e E2E_CNPG=1` passes.
+# Scenarios that have not yet passed on a kind cluster run only on request,
+# so that an unproven test cannot fail every CI run; remove a gate once
+# `make e2e` with it has passed.
+# - tests/e2e/cnpg (CloudNativePG): E2E_CNPG=1 (not collected without it);
 collect_ignore = [] if os.environ.get("E2E_CNPG") == "1" else ["cnpg"]
+# - the HPA scale-out/in and the skaffold dev-loop tests: E2E_PENDING=1
+#   (reported as skipped without it).
+pending_on_cluster = pytest.mark.skipif(
+    os.environ.get("E2E_PENDING") != "1",
+    reason="has not passed on a kind cluster yet: runs with E2E_PENDING=1",
+)
 
-KUBE_CONTEXT = os.environ.get("KUBE_CONTEXT", "kind-storefront")
-NAMESPACE = os.environ.get("NAMESPACE", "storefront")
-RELEASE = os.environ.get("RELEASE", "storefront")
-KUBECTL = os.environ.get("KUBECTL", "kubectl")
-HELM = os.environ.get("HELM", "helm")
-
-
-@dataclass(frozen=True)
-class Cluster:
-    core: client.CoreV1Api
-    apps: client.AppsV1Api
-    batch: client.BatchV1Api
-    autoscaling: client.AutoscalingV2Api
-
-    def kubectl(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [KUBECTL, "--context", KUBE_CONTEXT, "--namespace", NAMESPACE, *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=check)
-
-    def helm(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        command = [HELM, "--kube-context", KUBE_CONTEXT, "--namespace", NAMESPACE, *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-
-    def api_pods(self) -> list[dict[str, Any]]:
-        selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=api"
-        pods = self.core.list_namespaced_pod(NAMESPACE, label_selector=selector).to_dict()["items"]
-        return [p for p in pods if p["metadata"]["deletion_timestamp"] is None]
-
-    def pod_phase(self, name: str) -> str | None:
-        pods = self.core.list_namespaced_pod(NAMESPACE, field_selector=f"metadata.name={name}").to_dict()["items"]
-        return pods[0]["status"]["phase"] if pods else None
-
-    def wait_rollout(self, kind: str, name: str, timeout: int = 300) -> None:
-        self.kubectl("rollout", "status", f"{kind}/{name}", f"--timeout={timeout}s", timeout=timeout + 30)
+RESULTS = Path(__file__).parent / "results" / "latest.json"
+FIGURES: dict[str, dict[str, Any]] = {}
 
 
 @pytest.fixture(scope="session")
@@ -68,19 +52,26 @@ def cluster() -> Cluster:
         config.load_kube_config(context=KUBE_CONTEXT)  # type: ignore[no-untyped-call]  # untyped upstream
     except Exception as exc:  # any failure here means there is no cluster to test
         pytest.fail(f"no kube context {KUBE_CONTEXT}: run `make e2e` (or `make kind-up deploy`): {exc}")
-    return Cluster(client.CoreV1Api(), client.AppsV1Api(), client.BatchV1Api(), client.AutoscalingV2Api())
+    fullname = RELEASE if "storefront" in RELEASE else f"{RELEASE}-storefront"
+    return Cluster(client.CoreV1Api(), client.AppsV1Api(), client.BatchV1Api(), client.AutoscalingV2Api(), fullname)
 
 
 @pytest.fixture(scope="session")
-def fullname() -> str:
-    return RELEASE if "storefront" in RELEASE else f"{RELEASE}-storefront"
+def fullname(cluster: Cluster) -> str:
+    return cluster.fullname
 
 
-def port_forward(target: str, remote_port: int) -> Iterator[str]:
+@pytest.fixture(scope="session", autouse=True)
+def loadgen_script(cluster: Cluster) -> None:
+    install_script(cluster)
+
+
+@contextmanager
+def port_forward(target: str, remote_port: int, namespace: str = NAMESPACE) -> Iterator[str]:
     """`kubectl port-forward` on a free local port; yields the base URL."""
     local = port_for.select_random()
     command = [
-        KUBECTL, "--context", KUBE_CONTEXT, "--namespace", NAMESPACE,
+        KUBECTL, "--context", KUBE_CONTEXT, "--namespace", namespace,
         "port-forward", target, f"{local}:{remote_port}", "--address", "127.0.0.1",
     ]  # fmt: skip
     base = f"http://127.0.0.1:{local}"
@@ -89,45 +80,44 @@ def port_forward(target: str, remote_port: int) -> Iterator[str]:
 
 
 @pytest.fixture
-def api(cluster: Cluster, fullname: str) -> Iterator[str]:
-    yield from port_forward(f"service/{fullname}", 80)
+def api(cluster: Cluster) -> Iterator[str]:
+    with port_forward(f"service/{cluster.fullname}", 80) as base:
+        yield base
 
 
-def run_pod_to_completion(cluster: Cluster, name: str, image: str, script: str, timeout: int = 300) -> dict[str, Any]:
-    """Runs `python3 -c script` in a restricted pod; returns the JSON it prints last."""
-    cluster.kubectl("delete", "pod", name, "--ignore-not-found", "--wait=true")
-    overrides = {
-        "apiVersion": "v1",
-        "spec": {
-            "automountServiceAccountToken": False,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [
-                {
-                    "name": name,
-                    "image": image,
-                    "command": ["python3", "-c", script],
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                    "resources": {
-                        "requests": {"cpu": "20m", "memory": "32Mi"},
-                        "limits": {"cpu": "300m", "memory": "128Mi"},
-                    },
-                }
-            ],
-        },
-    }
-    cluster.kubectl(
-        "run", name, f"--image={image}", "--restart=Never", "--image-pull-policy=IfNotPresent",
-        f"--overrides={json.dumps(overrides)}",
-    )  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cluster.pod_phase(name) in ("Succeeded", "Failed"):
-            break
-        time.sleep(2)
-    logs = cluster.kubectl("logs", name).stdout
-    cluster.kubectl("delete", "pod", name, "--wait=false")
-    return dict(json.loads(logs.strip().splitlines()[-1]))
+@pytest.fixture(scope="session")
+def kept_release() -> dict[str, Any]:
+    """What test_10 saw before `helm uninstall`, for test_11's reinstall."""
+    return {}
+
+
+class Figures:
+    """`figures.record(key=value, ...)`: the numbers a scenario reports."""
+
+    def __init__(self, scenario: str) -> None:
+        self.scenario = scenario
+        self.values = FIGURES.setdefault(scenario, {})
+        self.started = time.monotonic()
+
+    def record(self, **values: Any) -> None:
+        self.values.update(values)
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
+    recorder = Figures(request.node.name)
+    yield recorder
+    recorder.values["seconds"] = round(time.monotonic() - recorder.started, 1)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if FIGURES:
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps(FIGURES, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("e2e figures (also in tests/e2e/results/latest.json)")
+        for scenario, values in FIGURES.items():
+            terminalreporter.write_line(f"FIGURES {scenario} {json.dumps(values, sort_keys=True, default=str)}")

@@ -54,6 +54,7 @@ async def test_sigterm_drains_and_finishes_in_flight_requests(server: tuple[subp
     process, base = server
     assert await _readyz_status(base) == 200
     async with httpx.AsyncClient(timeout=30) as http:
+        assert "close" not in (await http.get(f"{base}/livez")).headers.get("connection", "")
         slow = asyncio.create_task(http.get(f"{base}/_diag/sleep", params={"seconds": 3}))
         await asyncio.sleep(0.5)
         process.send_signal(signal.SIGTERM)
@@ -61,7 +62,10 @@ async def test_sigterm_drains_and_finishes_in_flight_requests(server: tuple[subp
 
         # During the drain: still serving, but no longer ready.
         assert await _readyz_status(base) == 503
-        assert (await http.get(f"{base}/livez")).status_code == 200
+        draining = await http.get(f"{base}/livez")
+        assert draining.status_code == 200
+        # Kept-alive clients are told to leave before the server closes idle connections.
+        assert draining.headers["connection"] == "close"
 
         response = await slow
     assert response.status_code == 200

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from alembic.util.exc import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.ops.schema import head_revision
-from tests.support.migrations import upgrade, write_revision
+from tests.support.migrations import current, upgrade, write_revision
 
 
 async def _version(url: URL) -> str:
@@ -70,3 +71,29 @@ async def test_an_unreachable_database_is_waited_for_then_reported() -> None:
     with pytest.raises(ConnectionRefusedError):
         await asyncio.to_thread(upgrade, closed, wait_seconds=1)
     assert time.monotonic() - started >= 1  # retried until the wait was over
+
+
+async def test_a_rolled_back_release_leaves_a_newer_schema_alone(database_url: URL, tmp_path: Path) -> None:
+    """`helm rollback` re-creates the older release's migration Job; the
+    schema is at a revision that release has no file for but that is recorded
+    as descending from its head: nothing to do (Alembic alone would fail with
+    "Can't locate revision")."""
+    # Commands without a destination revision go through the same check.
+    await asyncio.to_thread(current, database_url)
+    write_revision(tmp_path, "9100_newer", head_revision(), 'op.add_column("users", sa.Column("tag", sa.String(8)))')
+    await asyncio.to_thread(upgrade, database_url, extra_versions=tmp_path)
+    await asyncio.to_thread(upgrade, database_url)  # the older code's `alembic upgrade head`
+    assert await _version(database_url) == "9100_newer"
+
+
+async def test_an_unknown_unrecorded_revision_still_fails(database_url: URL, tmp_path: Path) -> None:
+    write_revision(tmp_path, "9101_stray", head_revision(), 'op.add_column("users", sa.Column("tag", sa.String(8)))')
+    await asyncio.to_thread(upgrade, database_url, extra_versions=tmp_path)
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("DELETE FROM alembic_revision_history WHERE revision = '9101_stray'"))
+    finally:
+        await engine.dispose()
+    with pytest.raises(CommandError, match="Can't locate revision identified by '9101_stray'"):
+        await asyncio.to_thread(upgrade, database_url)

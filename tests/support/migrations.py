@@ -46,3 +46,10 @@ def downgrade(url: URL, target: str) -> None:
     config = Config(str(REPO / "alembic.ini"))
     config.attributes.update(database_url=url, skip_logging_config=True)
     command.downgrade(config, target)
+
+
+def current(url: URL) -> None:
+    """`alembic current` (prints the database's revision)."""
+    config = Config(str(REPO / "alembic.ini"))
+    config.attributes.update(database_url=url, skip_logging_config=True)
+    command.current(config)

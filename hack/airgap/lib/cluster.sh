@@ -8,7 +8,7 @@
 #   AIRGAP=auto  (default) internet mode if the stock node image is present
 #                or can be pulled within $AIRGAP_PROBE_TIMEOUT seconds
 #
-# Commands: airgap up | down | load IMAGE... | mode | kind-config [--airgap]
+# Commands: airgap up | down | load IMAGE... | mode | kind-config [--airgap] | kind-path
 
 CONTEXT="kind-${KIND_CLUSTER}"
 KIND_CONFIG="${KIND_CONFIG:-${REPO_ROOT}/k8s/kind-config.yaml}"
@@ -110,6 +110,20 @@ use_docker_wrapper() {
   if [[ -f "${state}/unprivileged" ]]; then
     export PATH="${AIRGAP_DIR}/docker-wrapper:${PATH}"
     export AIRGAP_REAL_DOCKER="${DOCKER}"
+  fi
+}
+
+# kind_path: the directory to put first on PATH for other tools that run
+# kind against the running cluster (skaffold's `kind load docker-image` runs
+# `docker exec --privileged`): the docker wrapper on hosts that refuse
+# --privileged, nothing elsewhere.
+kind_path() {
+  local node_image
+  cluster_exists || die "no kind cluster ${KIND_CLUSTER} (make kind-up first)"
+  node_image="$("${DOCKER}" inspect -f '{{.Config.Image}}' "${KIND_CLUSTER}-control-plane")"
+  use_docker_wrapper "${node_image}"
+  if [[ -f "$(state_dir)/unprivileged" ]]; then
+    printf '%s\n' "${AIRGAP_DIR}/docker-wrapper"
   fi
 }
 

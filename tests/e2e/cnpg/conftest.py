@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from tests.e2e.cnpg.writer import writer_script
-from tests.e2e.conftest import HELM, KUBE_CONTEXT, KUBECTL
+from tests.e2e.kube import HELM, KUBE_CONTEXT, KUBECTL
 from tests.support.http import serving
 
 REPO = Path(__file__).resolve().parents[3]

@@ -8,7 +8,7 @@ import time
 import httpx
 
 from tests.e2e.cnpg.conftest import CLUSTER, NAMESPACE, POOLER, REPO, Release, run
-from tests.e2e.conftest import KUBE_CONTEXT, KUBECTL
+from tests.e2e.kube import KUBE_CONTEXT, KUBECTL
 
 
 def test_the_namespaces_enforce_pod_security_restricted(cnpg: Release) -> None:

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from tests.e2e.cnpg.conftest import FULLNAME, NAMESPACE, POOLER, Release
-from tests.e2e.conftest import KUBE_CONTEXT, KUBECTL
+from tests.e2e.kube import KUBE_CONTEXT, KUBECTL
 
 # Run in each API pod with the pod's own configuration: its full pool, every
 # connection in back-to-back transactions that each hold it for a while.
