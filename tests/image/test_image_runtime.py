@@ -88,16 +88,19 @@ def test_a_user_registers_logs_in_and_is_fetched_through_the_container(server: S
         user_id = created.json()["id"]
         assert created.headers["location"] == f"/users/{user_id}"
 
+        # Anyone else gets the public profile: no e-mail address (contract v1.1).
         fetched = client.get(f"/users/{user_id}")
         assert fetched.status_code == 200, fetched.text
         assert fetched.json()["username"] == payload["username"]
-        assert fetched.json()["email"] == payload["email"]
+        assert "email" not in fetched.json()
 
         tokens = client.post("/auth/token", data={"username": payload["username"], "password": PASSWORD})
         assert tokens.status_code == 200, tokens.text
-        me = client.get("/users/me", headers={"Authorization": f"Bearer {tokens.json()['access_token']}"})
+        signed_in = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+        me = client.get("/users/me", headers=signed_in)
         assert me.status_code == 200, me.text
         assert me.json()["id"] == user_id
+        assert client.get(f"/users/{user_id}", headers=signed_in).json()["email"] == payload["email"]
 
 
 WRITE_PROBE = """
