@@ -35,7 +35,8 @@ from tests.support.http import serving
 # `make e2e` with it has passed.
 # - tests/e2e/cnpg (CloudNativePG): E2E_CNPG=1 (not collected without it);
 collect_ignore = [] if os.environ.get("E2E_CNPG") == "1" else ["cnpg"]
-# - the HPA scale-out/in and the skaffold dev-loop tests: E2E_PENDING=1
+# - the HPA scale-out/in, the upgrade-with-migration and the skaffold dev-loop
+#   tests: E2E_PENDING=1
 #   (reported as skipped without it).
 pending_on_cluster = pytest.mark.skipif(
     os.environ.get("E2E_PENDING") != "1",
