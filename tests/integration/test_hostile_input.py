@@ -23,8 +23,8 @@ from app.main import create_app
 from app.platform.state import Platform
 from tests.conftest import make_settings
 from tests.support.api import new_user_payload
-from tests.support.app import Started
-from tests.support.surface import ROUTES, Exposure, World, build_world, call, route_ids, table_digests
+from tests.support.scanned import exposure_fixture, scanned_client, world_fixture  # noqa: F401 (the suite's fixtures)
+from tests.support.surface import ROUTES, World, call, route_ids, table_digests
 
 QUICK_SECONDS = 1.0
 CONTROL_CHARACTERS = ["\x00", "\x01", "\x1b", "\x7f"]
@@ -63,23 +63,6 @@ def string_inputs() -> list[tuple[tuple[str, str], str, str]]:
 STRING_INPUTS = string_inputs()
 JSON_ROUTES = [key for key, route in ROUTES.items() if route.body == "json"]
 BODY_ROUTES = [key for key, route in ROUTES.items() if route.body is not None]
-
-
-@pytest.fixture
-def exposure() -> Exposure:
-    return Exposure()
-
-
-@pytest.fixture
-async def client(app: Started, platform: Platform, exposure: Exposure) -> AsyncIterator[httpx.AsyncClient]:
-    async with exposure.client(app.asgi) as http:
-        yield http
-    assert await exposure.leaks(platform) == []
-
-
-@pytest.fixture
-async def world(client: httpx.AsyncClient) -> World:
-    return await build_world(client)
 
 
 async def refused(client: httpx.AsyncClient, platform: Platform, **request: Any) -> httpx.Response:

@@ -7,7 +7,6 @@ see is scanned for passwords, hashes and token digests.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,14 +15,13 @@ import pytest
 from app.main import create_app
 from app.platform.config import Settings
 from app.platform.state import Platform
-from tests.support.app import Started
+from tests.support.scanned import exposure_fixture, scanned_client, world_fixture  # noqa: F401 (the suite's fixtures)
 from tests.support.surface import (
     ROUTES,
     Access,
     Exposure,
     World,
     app_routes,
-    build_world,
     call,
     route_ids,
     table_digests,
@@ -35,24 +33,6 @@ OWNER_SCOPED = [key for key, route in ROUTES.items() if route.access in (Access.
 JSON_BODIES = [key for key, route in ROUTES.items() if route.body == "json"]
 # What another signed-in user gets on Alice's resource.
 FOREIGN_STATUS = {Access.OWNER_ONLY: 404, Access.OWNER_WRITES: 403}
-
-
-@pytest.fixture
-def exposure() -> Exposure:
-    return Exposure()
-
-
-@pytest.fixture
-async def client(app: Started, platform: Platform, exposure: Exposure) -> AsyncIterator[httpx.AsyncClient]:
-    """The usual client, with every response kept; after the test, none may leak a secret."""
-    async with exposure.client(app.asgi) as http:
-        yield http
-    assert await exposure.leaks(platform) == []
-
-
-@pytest.fixture
-async def world(client: httpx.AsyncClient) -> World:
-    return await build_world(client)
 
 
 def test_route_table_names_every_route(settings: Settings) -> None:
