@@ -81,6 +81,13 @@ class _Written:
         self.done = threading.Event()
 
 
+def _wait_until_written(records: Any) -> None:
+    """Returns once the writer has written everything queued so far."""
+    written = _Written()
+    records.put_nowait(written)
+    written.done.wait(WRITE_WAIT_SECONDS)
+
+
 class _InProcessQueueHandler(QueueHandler):
     """Hands records to the writer thread as they are.
 
@@ -103,9 +110,7 @@ class _InProcessQueueHandler(QueueHandler):
     def emit(self, record: logging.LogRecord) -> None:
         super().emit(record)
         if record.name != ACCESS_LOGGER:
-            written = _Written()
-            self.queue.put_nowait(written)
-            written.done.wait(WRITE_WAIT_SECONDS)
+            _wait_until_written(self.queue)
 
 
 class _Writer(QueueListener):
@@ -135,8 +140,7 @@ def flush_logs() -> None:
     """Returns once every record queued so far is written (for tests that
     read what was logged)."""
     if _writer is not None:
-        _writer.stop()  # drains the queue
-        _writer.start()
+        _wait_until_written(_writer.queue)
 
 
 def log_writer() -> logging.StreamHandler[Any]:
