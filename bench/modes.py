@@ -71,14 +71,14 @@ def backends(*, pin: bool, delay_ms: float, redis: bool) -> Iterator[Backends]:
         yield Backends(url, plain_dsn(pg, "bench"), redis_url)
 
 
-def _write(out: Path, stem: str, payload: dict[str, Any], table: str) -> None:
+def write_results(out: Path, stem: str, payload: dict[str, Any], table: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
     (out / f"{stem}.md").write_text(table)
     print(table)
 
 
-def _cases(catalogue: Catalogue) -> dict[str, load.Workload]:
+def service_cases(catalogue: Catalogue) -> dict[str, load.Workload]:
     return {
         "product by id (cache off)": RandomIds("/products/", catalogue.read_ids[0], catalogue.read_ids[-1]),
         "/users/me": Fixed(Request("GET", "/users/me", catalogue.auth)),
@@ -108,7 +108,7 @@ def overload(out: Path, meta: dict[str, Any], *, delay_ms: float, seconds: float
         )
         with server("service (slow database)", "app.main:app", env) as service:
             catalogue = seed_catalogue(service, db.dsn, 2_000, wait_ready=False)
-            for case, workload in _cases(catalogue).items():
+            for case, workload in service_cases(catalogue).items():
                 log(f"overload: {case}, {workers} concurrent requests for {seconds:.0f} s")
                 with tempfile.TemporaryDirectory(prefix="bench-overload-") as workdir:
                     results = Path(workdir) / "results.bin"
@@ -133,7 +133,9 @@ def overload(out: Path, meta: dict[str, Any], *, delay_ms: float, seconds: float
     )
     rows += "".join(f"\n{v.case}: {v.codes}; " + "; ".join(v.details) + "\n" for v in verdicts if v.details)
     meta.update({"mode": "overload", "delay_ms": delay_ms, "seconds_per_case": seconds, "workers": workers})
-    _write(out, "overload", {"meta": meta, "passed": passed, "cases": [asdict(v) for v in verdicts]}, header + rows)
+    write_results(
+        out, "overload", {"meta": meta, "passed": passed, "cases": [asdict(v) for v in verdicts]}, header + rows
+    )
     return passed
 
 
@@ -174,7 +176,7 @@ def sweep(out: Path, meta: dict[str, Any], *, delay_ms: float, seconds: float, p
         cells = [f"{p['req_s']:.0f} / {p['p99_ms']:.0f} / {p['errors']}" for p in points if p["pool"] == pool]
         table += f"| {pool} | " + " | ".join(cells) + " |\n"
     meta.update({"mode": "sweep", "delay_ms": delay_ms, "seconds_per_point": seconds})
-    _write(out, "sweep", {"meta": meta, "points": points}, table)
+    write_results(out, "sweep", {"meta": meta, "points": points}, table)
     return True
 
 
@@ -278,7 +280,7 @@ def soak(out: Path, meta: dict[str, Any], *, seconds: float, products: int, pin:
         },
         "samples": samples,
     }
-    _write(out, "soak", payload, table)
+    write_results(out, "soak", payload, table)
     return passed
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import load
-from bench.modes import _cases, _write, backends, log
+from bench.modes import backends, log, service_cases, write_results
 from bench.stack import seed_catalogue, server, service_env
 
 SAMPLER = "parentbased_traceidratio"
@@ -80,7 +80,7 @@ def tracing_overhead(out: Path, meta: dict[str, Any], *, rounds: int, seconds: f
             server("traced", "app.main:app", traced_env) as traced,
         ):
             catalogue = seed_catalogue(plain, db.dsn, 2_000)
-            for case, workload in _cases(catalogue).items():
+            for case, workload in service_cases(catalogue).items():
                 runs: dict[str, list[load.Saturation]] = {"plain": [], "traced": []}
                 for n in range(rounds):
                     pair = [("plain", plain), ("traced", traced)]
@@ -111,5 +111,7 @@ def tracing_overhead(out: Path, meta: dict[str, Any], *, rounds: int, seconds: f
         )
     )
     meta.update({"mode": "tracing", "rounds": rounds, "seconds": seconds, "sampler": SAMPLER, "ratio": RATIO})
-    _write(out, "tracing", {"meta": meta, "exports": _Sink.exports, "cases": [asdict(r) for r in results]}, table)
+    write_results(
+        out, "tracing", {"meta": meta, "exports": _Sink.exports, "cases": [asdict(r) for r in results]}, table
+    )
     return _Sink.exports > 0 and all(r.errors == 0 for r in results)
