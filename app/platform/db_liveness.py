@@ -264,7 +264,15 @@ class DatabaseLiveness:
                 timeout=self.policy.connect_timeout,
                 server_settings={"application_name": self.probe_name},
             )
-        except Exception as exc:  # refused, timed out, rejected: no usable answer
+        except asyncpg.CannotConnectNowError:  # starting up or shutting down: serves nothing yet
+            return False
+        except asyncpg.PostgresError as exc:
+            # Too many clients, or a rejected login: PostgreSQL itself answered.
+            # Its statements are alive (waiting on a lock, say, behind a
+            # migration while old and new pods overlap): not a reason to end them.
+            log.info("database probe refused, but the server answers", extra={"error": type(exc).__name__})
+            return True
+        except Exception as exc:  # refused, timed out, reset: no answer from PostgreSQL
             log.info("database probe failed", extra={"error": type(exc).__name__, "detail": str(exc)[:200]})
             return False
         try:

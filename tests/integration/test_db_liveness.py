@@ -81,3 +81,30 @@ async def test_dead_pooled_connections_are_replaced_not_reported(
     await asyncio.sleep(IDLE + 0.1)
     responses = await asyncio.gather(*(client.get("/users/1") for _ in range(3)))
     assert [r.status_code for r in responses] == [404] * 3
+
+
+async def test_a_statement_waiting_on_a_lock_is_left_alone_when_new_connections_are_refused(
+    client: httpx.AsyncClient, platform: Platform, settings: Settings
+) -> None:
+    """A migration's DDL holds a table lock while old and new pods overlap, and
+    the extra pods may exhaust max_connections: the watchdog's fresh-connection
+    probe is then refused by PostgreSQL itself. That is an answer: the waiting
+    statements are alive and must finish, not be ended with a 503."""
+    liveness = liveness_of(platform)
+    # A refusal from the server (here: no such database; "too many clients" in the cluster).
+    refusing = settings.sqlalchemy_url.set(drivername="postgresql", database="no_such_database")
+    liveness.probe_dsn = refusing.render_as_string(hide_password=False)
+    locker = create_async_engine(settings.sqlalchemy_url, poolclass=NullPool)
+    try:
+        async with locker.connect() as connection:
+            await connection.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+            waiting = asyncio.create_task(client.get("/users/1"))
+            # Long enough for the watchdog to see a stalled statement and probe.
+            await asyncio.sleep(settings.db_ping_timeout * 4)
+            assert not waiting.done()
+            await connection.rollback()
+        response = await waiting
+    finally:
+        await locker.dispose()
+    assert response.status_code == 404, response.text
+    assert not liveness.unreachable

@@ -141,11 +141,14 @@ cnpg_install() {
     cluster_load "${images[@]}"
   fi
   # The operator's namespace runs under the Pod Security Standard
-  # "restricted" (its pods comply), labelled before its pods exist.
+  # "restricted" (its pods comply), labelled before its pods exist. The
+  # labels are applied server-side by a field manager of their own: the
+  # manifest below declares the Namespace too, and an apply by the same
+  # manager that omits them would remove them.
   kc create namespace "${CNPG_NAMESPACE}" --dry-run=client -o yaml |
     kc label --local -f - -o yaml pod-security.kubernetes.io/enforce=restricted \
       pod-security.kubernetes.io/enforce-version=latest pod-security.kubernetes.io/warn=restricted |
-    kc apply -f - >/dev/null
+    kc apply --server-side --field-manager=storefront-pod-security -f - >/dev/null
   # Server-side: the CRDs are too large for the last-applied annotation.
   cnpg_manifest "${mode}" | kc apply --server-side --force-conflicts -f - >/dev/null
   kc -n "${CNPG_NAMESPACE}" rollout status deployment/cnpg-controller-manager --timeout=180s >/dev/null

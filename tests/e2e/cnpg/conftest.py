@@ -309,6 +309,25 @@ def api(cnpg: Release) -> Iterator[str]:
         yield base
 
 
+@pytest.fixture
+def steady_api(cnpg: Release) -> Iterator[None]:
+    """The API's replica count held where it is for one fault scenario.
+
+    The scenarios assert that no API pod restarts or is replaced while the
+    database fails over. The writer's load can move the HPA, and one rescale
+    in the window replaces a pod for reasons that have nothing to do with the
+    database (seen once: a pod gone and another new during a switchover)."""
+    spec = cnpg.json("hpa", FULLNAME)["spec"]
+    replicas = len(cnpg.api_pods())
+    pin = {"spec": {"minReplicas": replicas, "maxReplicas": replicas}}
+    cnpg.kubectl("patch", "hpa", FULLNAME, "--type=merge", "-p", json.dumps(pin))
+    try:
+        yield
+    finally:
+        back = {"spec": {"minReplicas": spec["minReplicas"], "maxReplicas": spec["maxReplicas"]}}
+        cnpg.kubectl("patch", "hpa", FULLNAME, "--type=merge", "-p", json.dumps(back))
+
+
 @dataclass(frozen=True)
 class Writer:
     """A customer placing orders: its token and the product it buys."""

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.cnpg.conftest import CLUSTER, NAMESPACE, POOLER, Release
+from tests.e2e.kube import wait_for
 
 CONTROL = f"{CLUSTER}-pooler-control"
 PROBE_LABEL = "storefront-e2e/prepared-statements"
@@ -121,6 +122,13 @@ def control_pooler(cnpg: Release) -> Iterator[str]:
         ],
     }
     cnpg.kubectl("apply", "-f", "-", check=True, input_text=json.dumps(manifest))
+    # The operator creates the Deployment some time after the Pooler: `kubectl
+    # wait` on an object that does not exist yet fails at once.
+    wait_for(
+        f"the operator to create deployment/{CONTROL}",
+        lambda: cnpg.kubectl("get", "deployment", CONTROL, check=False).returncode == 0,
+        timeout=60,
+    )
     cnpg.kubectl("wait", "--for=condition=Available", f"deployment/{CONTROL}", "--timeout=120s", timeout=150)
     try:
         yield CONTROL

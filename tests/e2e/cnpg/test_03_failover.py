@@ -10,10 +10,13 @@ restarted, answers 503 with Retry-After meanwhile.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.e2e.cnpg.conftest import Release, Writer
 from tests.e2e.cnpg.writer import analyse
 
 
+@pytest.mark.usefixtures("steady_api")
 def test_primary_killed_under_write_load_loses_no_acknowledged_write(cnpg: Release, writer: Writer) -> None:
     cnpg.wait_healthy()
     killed = cnpg.primary()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime
 import json
 
+import pytest
+
 from tests.e2e.cnpg.conftest import CLUSTER, Release, Writer
 from tests.e2e.cnpg.writer import analyse
 
@@ -29,6 +31,7 @@ def promote(cnpg: Release, instance: str) -> None:
     cnpg.kubectl("patch", "cluster", CLUSTER, "--subresource=status", "--type=merge", "-p", json.dumps(patch))
 
 
+@pytest.mark.usefixtures("steady_api")
 def test_switchover_under_write_load_loses_nothing_and_every_5xx_is_a_retry_after(
     cnpg: Release, writer: Writer
 ) -> None:

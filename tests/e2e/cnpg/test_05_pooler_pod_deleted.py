@@ -4,10 +4,13 @@ Deployment replaces it. The writer follows Retry-After (same key)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.e2e.cnpg.conftest import Release, Writer
 from tests.e2e.cnpg.writer import analyse
 
 
+@pytest.mark.usefixtures("steady_api")
 def test_pooler_pod_deleted_under_write_load_loses_nothing(cnpg: Release, writer: Writer) -> None:
     cnpg.wait_healthy()
     victim = sorted(cnpg.pooler_pods())[0]
