@@ -50,7 +50,16 @@ if ! running_pid >/dev/null; then
   log "starting dockerd (log: ${DOCKERD_LOG})"
   # Started in its own session so it outlives this script and the CI step;
   # no init system runs on these machines to do it.
-  setsid nohup dockerd --pidfile "${PIDFILE}" >>"${DOCKERD_LOG}" 2>&1 </dev/null &
+  # It must not keep its caller's open files either: a lock the caller
+  # holds (flock around `make e2e`, say) would stay held for the daemon's
+  # whole life.
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      if ((fd > 2)); then eval "exec ${fd}>&-" 2>/dev/null || true; fi
+    done
+    exec setsid nohup dockerd --pidfile "${PIDFILE}" >>"${DOCKERD_LOG}" 2>&1 </dev/null
+  ) &
 fi
 
 for _ in $(seq 1 "${DOCKER_WAIT}"); do

@@ -18,7 +18,10 @@ healthy, busy pool pays a round trip per request for nothing. Instead:
   connection (bounded by the connect timeout) whether the server answers at
   all. If it does not, every connection with a stalled statement is
   terminated (its request gets a 503) and every pooled connection becomes
-  suspect. A slow query on a healthy server is left alone.
+  suspect. A slow query on a healthy server is left alone, and so are
+  statements waiting while others get answers (behind a migration's table
+  lock, say): the server is answering, and on a loaded node a probe's
+  connect can time out without the server being gone.
 - **Unreachable**: once the probe fails or a new connection cannot be opened,
   the database counts as unreachable. Requests then get their 503 at once
   instead of each waiting a connect timeout (after a pool wait, that would
@@ -80,6 +83,8 @@ class DatabaseLiveness:
     epoch: int = 0
     pings: int = 0
     unreachable: bool = False
+    # When PostgreSQL last answered anything on a pooled connection.
+    last_answer: float = float("-inf")
     # Statements sent and not yet answered: id(DBAPI connection) -> (since, connection).
     _running: dict[int, tuple[float, Any]] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
@@ -126,8 +131,9 @@ class DatabaseLiveness:
         self._mark_used(record)
 
     def _on_checkin(self, dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        if dbapi_connection is not None:
-            self._running.pop(id(dbapi_connection), None)
+        # A pending COMMIT, ROLLBACK or reset came back.
+        if dbapi_connection is not None and self._running.pop(id(dbapi_connection), None) is not None:
+            self.last_answer = self.clock()
         self._mark_used(record)
 
     def _may_be_dead(self, record: ConnectionPoolEntry) -> bool:
@@ -153,6 +159,7 @@ class DatabaseLiveness:
             self.epoch += 1
             log.warning("database ping failed, reconnecting", extra={"error": type(exc).__name__})
             raise DisconnectionError("ping failed") from exc
+        self.last_answer = self.clock()
         self._mark_used(record)
 
     def _before_execute(self, connection: Connection, *_: Any) -> None:
@@ -170,6 +177,7 @@ class DatabaseLiveness:
             self._running[id(dbapi_connection)] = (self.clock(), dbapi_connection)
 
     def _after_execute(self, connection: Connection, *_: Any) -> None:
+        self.last_answer = self.clock()
         dbapi_connection = connection.connection.dbapi_connection
         if dbapi_connection is not None:
             self._running.pop(id(dbapi_connection), None)
@@ -218,16 +226,22 @@ class DatabaseLiveness:
             else:
                 await asyncio.sleep(self.policy.ping_timeout)
             return
-        if not self._stalled(self.clock()):
+        now = self.clock()
+        if not self._stalled(now):
             return
-        started = self.clock()
-        if await self.server_answers():
+        if self._answering(since=now - self.policy.ping_timeout) or await self.server_answers():
             # Slow statements on a live server: leave them to their own timeouts,
             # and look again only after a while.
             await asyncio.sleep(self.policy.ping_timeout)
             return
+        if self._answering(since=now):  # others got answers while the probe waited
+            return
         self._mark_unreachable("probe failed")
-        self._end(self._stalled(started))
+        self._end(self._stalled(now))
+
+    def _answering(self, since: float) -> bool:
+        """Whether PostgreSQL answered a pooled connection at or after `since`."""
+        return self.last_answer >= since
 
     def _end(self, stalled: list[Any]) -> None:
         """Terminates the connections of stalled statements: their requests get a 503."""

@@ -108,3 +108,38 @@ async def test_a_statement_waiting_on_a_lock_is_left_alone_when_new_connections_
         await locker.dispose()
     assert response.status_code == 404, response.text
     assert not liveness.unreachable
+
+
+async def test_a_statement_waiting_on_a_lock_is_left_alone_while_others_are_answered(
+    client: httpx.AsyncClient, platform: Platform, settings: Settings
+) -> None:
+    """On a loaded node the watchdog's fresh connection can time out while
+    the server is fine. Pooled connections that keep getting answers show
+    that it is: the statement waiting on a lock is left to finish."""
+    liveness = liveness_of(platform)
+
+    async def never_answer(_reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)
+
+    silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    liveness.probe_dsn = f"postgresql://probe@127.0.0.1:{port}/probe"  # every probe times out
+    locker = create_async_engine(settings.sqlalchemy_url, poolclass=NullPool)
+    try:
+        async with locker.connect() as connection:
+            await connection.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+            waiting = asyncio.create_task(client.get("/users/1"))
+            # Other work on the same pool keeps getting answers meanwhile.
+            deadline = asyncio.get_running_loop().time() + liveness.policy.connect_timeout + 1
+            while asyncio.get_running_loop().time() < deadline:
+                async with platform.engine.connect() as other:
+                    await other.execute(text("SELECT 1"))
+                await asyncio.sleep(0.05)
+            assert not waiting.done()
+            await connection.rollback()
+        response = await waiting
+    finally:
+        await locker.dispose()
+        silent.close()
+    assert response.status_code == 404, response.text
+    assert not liveness.unreachable
