@@ -1,9 +1,11 @@
 """The cluster tier: the chart installed in a kind cluster (see `make e2e`).
 
 The tests share ONE release, installed by `make deploy` with the chart's
-default values, and run in file order (test_01 ... test_12): each scenario
+default values, and run in file order (test_01 ... test_11): each scenario
 leaves the release as it found it, except the last ones, which uninstall it
-(the dev loop) and reinstall it with Helm 3.
+(the dev loop) and reinstall it with Helm 3. The CloudNativePG package
+(tests/e2e/cnpg) runs first, with a release of its own in a namespace of its
+own, removed at its end.
 
 Traffic that must follow the Service across pods comes from load pods inside
 the cluster (loadpod.py); single requests go through `kubectl port-forward`.
@@ -14,7 +16,6 @@ terminal summary as `FIGURES <scenario> {...}` lines.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,19 +30,6 @@ from kubernetes import client, config
 from tests.e2e.kube import KUBE_CONTEXT, KUBECTL, NAMESPACE, RELEASE, Cluster
 from tests.e2e.loadpod import install_script
 from tests.support.http import serving
-
-# Scenarios that have not yet passed on a kind cluster run only on request,
-# so that an unproven test cannot fail every CI run; remove a gate once
-# `make e2e` with it has passed.
-# - tests/e2e/cnpg (CloudNativePG): E2E_CNPG=1 (not collected without it);
-collect_ignore = [] if os.environ.get("E2E_CNPG") == "1" else ["cnpg"]
-# - the HPA scale-out/in, the upgrade-with-migration and the skaffold dev-loop
-#   tests: E2E_PENDING=1
-#   (reported as skipped without it).
-pending_on_cluster = pytest.mark.skipif(
-    os.environ.get("E2E_PENDING") != "1",
-    reason="has not passed on a kind cluster yet: runs with E2E_PENDING=1",
-)
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 FIGURES: dict[str, dict[str, Any]] = {}

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tests.e2e.conftest import Figures, pending_on_cluster
+from tests.e2e.conftest import Figures
 from tests.e2e.kube import CHART, RELEASE, Cluster, wait_for
 from tests.e2e.loadpod import LoadPod, codes, failures, server_errors, steady_plan, wait_started
 from tests.e2e.promwatch import ServerErrorWatch
@@ -61,7 +61,6 @@ def app_connections(cluster: Cluster, role: str) -> int:
     return int(cluster.scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = :'role'", role=role))
 
 
-@pending_on_cluster
 def test_hpa_scales_out_and_in_without_errors(cluster: Cluster, figures: Figures) -> None:
     values = release_values(cluster)
     minimum, default_maximum = values["autoscaling"]["minReplicas"], values["autoscaling"]["maxReplicas"]
