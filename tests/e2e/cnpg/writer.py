@@ -145,6 +145,10 @@ def analyse(run: dict[str, Any], orders: dict[str, tuple[int, int]], event_at: f
         else:
             problems.append("no write succeeded after the first failure")
             recovery = float("inf")
+    # Successes can come between failures (API pods and PgBouncer connections
+    # do not all lose the primary at the same moment): the window from the
+    # fault to the last failed answer is the outage clients saw.
+    last_failure = max((r["done"] for r in answered_badly), default=event_at) - event_at
     duration = run["ended"] - run["started"]
     figures = {
         "writes_sent": len(results),
@@ -158,5 +162,6 @@ def analyse(run: dict[str, Any], orders: dict[str, tuple[int, int]], event_at: f
         "status_503": statuses.get("503", 0),
         "unacknowledged": len(failures),
         "failover_to_first_success_seconds": round(recovery, 1),
+        "fault_to_last_failure_seconds": round(last_failure, 1),
     }
     return Outcome(figures, problems)
