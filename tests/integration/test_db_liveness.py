@@ -4,6 +4,7 @@ recently used connection costs no extra round trip at checkout."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -83,6 +84,25 @@ async def test_dead_pooled_connections_are_replaced_not_reported(
     assert [r.status_code for r in responses] == [404] * 3
 
 
+async def get_behind_a_table_lock(
+    client: httpx.AsyncClient, settings: Settings, meanwhile: Callable[[], Awaitable[None]]
+) -> httpx.Response:
+    """GET /users/1 while another connection holds the users table's lock
+    (as a migration's DDL does); `meanwhile` runs while the request waits,
+    then the lock is released and the request's answer returned."""
+    locker = create_async_engine(settings.sqlalchemy_url, poolclass=NullPool)
+    try:
+        async with locker.connect() as connection:
+            await connection.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+            waiting = asyncio.create_task(client.get("/users/1"))
+            await meanwhile()
+            assert not waiting.done()
+            await connection.rollback()
+        return await waiting
+    finally:
+        await locker.dispose()
+
+
 async def test_a_statement_waiting_on_a_lock_is_left_alone_when_new_connections_are_refused(
     client: httpx.AsyncClient, platform: Platform, settings: Settings
 ) -> None:
@@ -94,18 +114,12 @@ async def test_a_statement_waiting_on_a_lock_is_left_alone_when_new_connections_
     # A refusal from the server (here: no such database; "too many clients" in the cluster).
     refusing = settings.sqlalchemy_url.set(drivername="postgresql", database="no_such_database")
     liveness.probe_dsn = refusing.render_as_string(hide_password=False)
-    locker = create_async_engine(settings.sqlalchemy_url, poolclass=NullPool)
-    try:
-        async with locker.connect() as connection:
-            await connection.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
-            waiting = asyncio.create_task(client.get("/users/1"))
-            # Long enough for the watchdog to see a stalled statement and probe.
-            await asyncio.sleep(settings.db_ping_timeout * 4)
-            assert not waiting.done()
-            await connection.rollback()
-        response = await waiting
-    finally:
-        await locker.dispose()
+
+    async def long_enough_to_probe() -> None:
+        # Long enough for the watchdog to see a stalled statement and probe.
+        await asyncio.sleep(settings.db_ping_timeout * 4)
+
+    response = await get_behind_a_table_lock(client, settings, long_enough_to_probe)
     assert response.status_code == 404, response.text
     assert not liveness.unreachable
 
@@ -124,22 +138,17 @@ async def test_a_statement_waiting_on_a_lock_is_left_alone_while_others_are_answ
     silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = silent.sockets[0].getsockname()[1]
     liveness.probe_dsn = f"postgresql://probe@127.0.0.1:{port}/probe"  # every probe times out
-    locker = create_async_engine(settings.sqlalchemy_url, poolclass=NullPool)
+
+    async def other_work_keeps_getting_answers() -> None:
+        deadline = asyncio.get_running_loop().time() + liveness.policy.connect_timeout + 1
+        while asyncio.get_running_loop().time() < deadline:
+            async with platform.engine.connect() as other:
+                await other.execute(text("SELECT 1"))
+            await asyncio.sleep(0.05)
+
     try:
-        async with locker.connect() as connection:
-            await connection.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
-            waiting = asyncio.create_task(client.get("/users/1"))
-            # Other work on the same pool keeps getting answers meanwhile.
-            deadline = asyncio.get_running_loop().time() + liveness.policy.connect_timeout + 1
-            while asyncio.get_running_loop().time() < deadline:
-                async with platform.engine.connect() as other:
-                    await other.execute(text("SELECT 1"))
-                await asyncio.sleep(0.05)
-            assert not waiting.done()
-            await connection.rollback()
-        response = await waiting
+        response = await get_behind_a_table_lock(client, settings, other_work_keeps_getting_answers)
     finally:
-        await locker.dispose()
         silent.close()
     assert response.status_code == 404, response.text
     assert not liveness.unreachable
