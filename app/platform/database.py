@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -14,6 +18,8 @@ from sqlalchemy.types import DateTime, TypeDecorator
 from app.platform.config import Settings
 from app.platform.db_liveness import DatabaseLiveness, LivenessPolicy
 from app.platform.pool import MeteredPool
+
+log = logging.getLogger(__name__)
 
 # Stable constraint names so Alembic can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -155,6 +161,29 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def fill_pool(engine: AsyncEngine, size: int, within: float) -> int:
+    """Opens `size` pooled connections before the first request, and returns
+    how many it opened.
+
+    Without this a new pod opens its connections under its first traffic,
+    each a backend fork and a login while the node is busiest (pods starting
+    beside it), and on a CPU-starved node such a connect can outlast
+    DB_CONNECT_TIMEOUT and answer 503. Opened here, before readiness, they
+    cost no request anything. A database that does not answer in `within`
+    seconds only leaves the rest to open on demand: readiness reports it.
+    """
+    opened = 0
+    async with AsyncExitStack() as held:  # held at once, so each checkout opens a new one
+        try:
+            async with asyncio.timeout(within):
+                for _ in range(size):
+                    await held.enter_async_context(engine.connect())
+                    opened += 1
+        except (SQLAlchemyError, OSError) as exc:  # TimeoutError is an OSError
+            log.warning("database pool not filled at startup", extra={"opened": opened, "error": type(exc).__name__})
+    return opened
 
 
 def create_read_engine(engine: AsyncEngine) -> AsyncEngine:

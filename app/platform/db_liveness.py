@@ -5,7 +5,8 @@ SQLAlchemy's `pool_pre_ping` runs BEGIN; ";"; ROLLBACK on EVERY checkout: a
 healthy, busy pool pays a round trip per request for nothing. Instead:
 
 - **Checkout**: a connection is pinged ("SELECT 1" as one simple query, bounded by
-  `DB_PING_TIMEOUT`) only when it may be dead: idle for more than
+  `DB_PING_TIMEOUT`, or by `DB_CONNECT_TIMEOUT` while other pooled connections
+  get answers) only when it may be dead: idle for more than
   `DB_PING_IDLE_SECONDS`, or last used before a connection error anywhere in
   the pool (an "epoch" that every such error moves on). A healthy, recently
   used connection costs nothing extra. A failed ping terminates the
@@ -22,8 +23,8 @@ healthy, busy pool pays a round trip per request for nothing. Instead:
   statements waiting while others get answers (behind a migration's table
   lock, say): the server is answering, and on a loaded node a probe's
   connect can time out without the server being gone.
-- **Unreachable**: once the probe fails or a new connection cannot be opened,
-  the database counts as unreachable. Requests then get their 503 at once
+- **Unreachable**: once the probe fails, or a new connection cannot be opened
+  while no pooled connection gets an answer, the database counts as unreachable. Requests then get their 503 at once
   instead of each waiting a connect timeout (after a pool wait, that would
   exceed the bound); the watchdog probes every `DB_PING_TIMEOUT` and the
   first answer ends the state. No request is ever the one kept waiting.
@@ -115,10 +116,17 @@ class DatabaseLiveness:
     def _do_connect(self, dialect: Any, _record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> Any:
         if self.unreachable:
             raise DatabaseUnreachable()
+        started = self.clock()
         try:
             return dialect.connect(*cargs, **cparams)
-        except OSError:  # refused, reset, timed out: not an answer from PostgreSQL
-            self._mark_unreachable("connect failed")
+        except OSError as exc:  # refused, reset, timed out: not an answer from PostgreSQL
+            if self._answering(since=started):
+                # Pooled connections got answers while this one waited: the
+                # server is up and this connect was slow (a CPU-starved node
+                # forking a backend, say). Only its own request fails.
+                log.warning("database connect failed while the server answers", extra={"error": type(exc).__name__})
+            else:
+                self._mark_unreachable("connect failed")
             raise
 
     def _mark_unreachable(self, why: str) -> None:
@@ -151,8 +159,7 @@ class DatabaseLiveness:
             raise DisconnectionError("database unreachable")
         self.pings += 1
         try:
-            # Simple-query protocol: one round trip, no transaction (the pool holds none here).
-            await_only(asyncio.wait_for(driver.execute("SELECT 1"), self.policy.ping_timeout))
+            await_only(self._ping(driver))
         except Exception as exc:
             # Terminate at once: a graceful close would wait on a dead server.
             driver.terminate()
@@ -161,6 +168,26 @@ class DatabaseLiveness:
             raise DisconnectionError("ping failed") from exc
         self.last_answer = self.clock()
         self._mark_used(record)
+
+    async def _ping(self, driver: Any) -> None:
+        """SELECT 1 within the ping timeout; within the connect timeout if
+        other pooled connections get answers meanwhile: the server is up and
+        this process or node is slow (CPU-starved under load), and replacing
+        the connection would cost a connect on that same slow node. Against a
+        server that answers nobody the ping still fails at the ping timeout."""
+        started = self.clock()
+        # Simple-query protocol: one round trip, no transaction (the pool holds none here).
+        ping = asyncio.ensure_future(driver.execute("SELECT 1"))
+        try:
+            done, _ = await asyncio.wait({ping}, timeout=self.policy.ping_timeout)
+            if not done and self._answering(since=started):
+                longer = max(0.0, self.policy.connect_timeout - self.policy.ping_timeout)
+                done, _ = await asyncio.wait({ping}, timeout=longer)
+            if not done:
+                raise TimeoutError("ping not answered")
+            ping.result()
+        finally:
+            ping.cancel()  # no-op once done
 
     def _before_execute(self, connection: Connection, *_: Any) -> None:
         dbapi_connection = connection.connection.dbapi_connection

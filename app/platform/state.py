@@ -20,7 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.platform.cache import Cache
 from app.platform.config import Settings
-from app.platform.database import create_engine, create_liveness, create_read_engine, create_sessionmaker
+from app.platform.database import (
+    create_engine,
+    create_liveness,
+    create_read_engine,
+    create_sessionmaker,
+    fill_pool,
+)
 from app.platform.db_liveness import DatabaseLiveness
 from app.platform.email import EmailSender, create_email_sender
 from app.platform.lifecycle import ShutdownState, install_sigterm_drain
@@ -65,6 +71,8 @@ async def open_platform(
             liveness.start()
             stack.push_async_callback(liveness.stop)
         telemetry.watch_pool(engine)
+        if engine.dialect.name == "postgresql":
+            await fill_pool(engine, settings.db_pool_size, within=settings.db_connect_timeout * 2)
         redis = create_redis(settings)
         listener = create_redis(settings, blocking_reads=True)
         guard = None

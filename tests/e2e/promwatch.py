@@ -5,15 +5,22 @@ background thread scrapes every API pod's metrics port from inside the pod
 (`kubectl exec`: the chart's NetworkPolicy admits metrics scrapes only from
 the monitoring namespace) every couple of seconds and keeps the last value
 seen per pod. The counter only grows, so the last value is the largest.
+
+The same thread keeps the pods' warning and error log lines: a pod's log
+goes with the pod, and a scenario that fails should say why the server
+answered as it did.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from types import TracebackType
 
-from tests.e2e.kube import Cluster
+from kubernetes.client.exceptions import ApiException
+
+from tests.e2e.kube import NAMESPACE, Cluster
 
 SCRAPE = (
     "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics', timeout=3).read().decode())"
@@ -25,6 +32,8 @@ HANDLER = re.compile(r'handler="(?P<handler>[^"]*)"')
 # (prometheusRule.excludedHandlers): a draining pod's /readyz answers 503 on
 # purpose, to leave the Service, and no client sees it.
 PROBES = frozenset({"/livez", "/readyz"})
+WORTH_TELLING = frozenset({"WARNING", "ERROR", "CRITICAL"})
+SHOWN_LINES = 40
 
 
 def server_errors_in(exposition: str) -> int:
@@ -53,6 +62,7 @@ class ServerErrorWatch:
         self.baseline: dict[str, int] = {}
         self.last: dict[str, int] = {}
         self.scrapes = 0
+        self.logged: dict[str, str] = {}  # line -> pod
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="5xx-watch", daemon=True)
 
@@ -68,7 +78,30 @@ class ServerErrorWatch:
             )  # fmt: skip
             if result.returncode == 0:
                 values[name] = server_errors_in(result.stdout)
+            self._keep_warnings(name)
         return values
+
+    def _keep_warnings(self, pod: str) -> None:
+        # Overlapping windows; the set of lines drops what was already kept.
+        since = int(self.interval * 3) + 5
+        try:
+            text = self.cluster.core.read_namespaced_pod_log(pod, NAMESPACE, container="api", since_seconds=since)
+        except ApiException:
+            return
+        for line in str(text).splitlines():
+            try:
+                level = json.loads(line).get("level")
+            except (ValueError, AttributeError):
+                continue
+            if level in WORTH_TELLING:
+                self.logged.setdefault(line, pod)
+
+    def warnings(self) -> str:
+        """The API pods' warning and error lines seen during the watch, oldest
+        first (each JSON line starts with its time), for a failure message."""
+        lines = sorted(self.logged.items(), key=lambda item: json.loads(item[0]).get("time", ""))
+        shown = [f"{pod}: {line}" for line, pod in lines[-SHOWN_LINES:]]
+        return "API pods' warnings:\n" + ("\n".join(shown) if shown else "(none)")
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -38,9 +38,11 @@ def test_three_rolling_restarts_under_writes_drop_nothing(cluster: Cluster, figu
         api_pods_watched=watch.pods_seen(),
         **orders.figures(),
     )
-    assert failures(counts) == {}, f"non-2xx (besides 429) or connection errors: {result['first_errors']}"
+    assert failures(counts) == {}, (
+        f"non-2xx (besides 429) or connection errors: {result['first_errors']}\n{watch.warnings()}"
+    )
     assert server_errors(counts) == 0
-    assert watch.growth() == 0, "the servers counted 5xx answers"
+    assert watch.growth() == 0, f"the servers counted 5xx answers\n{watch.warnings()}"
     assert result["retries"] == 0, "every write succeeded at its first attempt"
     assert orders.acknowledged > 100
     orders.assert_consistent()

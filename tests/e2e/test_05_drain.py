@@ -107,6 +107,8 @@ def test_drain_respects_the_pdb_and_drops_nothing(cluster: Cluster, figures: Fig
     assert PDB_REFUSAL in drain.stdout + drain.stderr, "the budget never held an eviction back"
     assert floor.lowest >= replicas - 1, "more API pods were down at once than the budget allows"
     assert all(p["spec"]["node_name"] != target and is_ready(p) for p in settled)
-    assert failures(counts) == {}, f"non-2xx (besides 429) or connection errors: {result['first_errors']}"
+    assert failures(counts) == {}, (
+        f"non-2xx (besides 429) or connection errors: {result['first_errors']}\n{watch.warnings()}"
+    )
     assert server_errors(counts) == 0
     assert watch.growth() == 0

@@ -100,7 +100,9 @@ def test_redis_down_and_back_serves_correct_data_without_5xx(cluster: Cluster, a
         lowest_ready_api_pods=floor.lowest,
         server_5xx_counted=watch.growth(),
     )
-    assert failures(counts) == {}, f"non-2xx (besides 429) or connection errors: {result['first_errors']}"
+    assert failures(counts) == {}, (
+        f"non-2xx (besides 429) or connection errors: {result['first_errors']}\n{watch.warnings()}"
+    )
     assert server_errors(counts) == 0
     assert watch.growth() == 0
     assert floor.lowest == replicas, "readiness flapped while Redis was away"

@@ -124,6 +124,8 @@ def test_hpa_scales_out_and_in_without_errors(cluster: Cluster, figures: Figures
     assert max(samples) <= maximum * per_pod <= budget, f"connections at maxReplicas: {samples}"
     assert default_maximum * per_pod <= budget, "the chart's default maxReplicas exceeds its connection budget"
     for counts, result in ((steady_counts, light), (cpu_counts, heavy)):
-        assert failures(counts) == {}, f"non-2xx (besides 429) or connection errors: {result['first_errors']}"
+        assert failures(counts) == {}, (
+            f"non-2xx (besides 429) or connection errors: {result['first_errors']}\n{watch.warnings()}"
+        )
         assert server_errors(counts) == 0
     assert watch.growth() == 0

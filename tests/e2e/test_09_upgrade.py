@@ -102,7 +102,9 @@ def test_upgrade_with_a_schema_change_then_rollback(cluster: Cluster, figures: F
         rollback_migration_jobs=rollback_jobs,
         **orders.figures(),
     )
-    assert failures(counts) == {}, f"non-2xx (besides 429) or connection errors: {result['first_errors']}"
+    assert failures(counts) == {}, (
+        f"non-2xx (besides 429) or connection errors: {result['first_errors']}\n{watch.warnings()}"
+    )
     assert server_errors(counts) == 0
     assert watch.growth() == 0
     orders.assert_consistent()

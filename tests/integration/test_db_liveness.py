@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from app.platform.config import Settings
 from app.platform.db_liveness import DatabaseLiveness
@@ -152,3 +152,11 @@ async def test_a_statement_waiting_on_a_lock_is_left_alone_while_others_are_answ
         silent.close()
     assert response.status_code == 404, response.text
     assert not liveness.unreachable
+
+
+async def test_the_pool_is_filled_before_the_first_request(platform: Platform, settings: Settings) -> None:
+    """A new pod opens its connections before it reports ready, not under its
+    first traffic (app/platform/database.py `fill_pool`)."""
+    pool = platform.engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.checkedin() + pool.checkedout() == settings.db_pool_size
