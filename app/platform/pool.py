@@ -54,8 +54,10 @@ class FairQueue(AsyncAdaptedQueue[Any]):
         self._waiters: deque[asyncio.Future[Any]] = deque()
 
     def _next_waiter(self) -> asyncio.Future[Any] | None:
-        # Waiters that timed out or were cancelled are skipped (and dropped).
-        while self._waiters and self._waiters[0].done():
+        # Waiters that timed out or were cancelled are skipped (and dropped),
+        # and so are those of an event loop that has closed (a test's, say):
+        # nothing would ever take their connection.
+        while self._waiters and (self._waiters[0].done() or self._waiters[0].get_loop().is_closed()):
             self._waiters.popleft()
         return self._waiters[0] if self._waiters else None
 

@@ -95,3 +95,14 @@ async def test_the_engines_pool_is_fair() -> None:
         assert isinstance(engine.pool._pool, FairQueue)  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
+
+
+async def test_a_waiter_of_a_closed_event_loop_is_skipped() -> None:
+    queue = FairQueue(1)
+    other_loop = asyncio.new_event_loop()
+    stranded = other_loop.create_future()
+    other_loop.close()
+    queue._waiters.append(stranded)  # its request's loop went away while it waited
+    queue.put_nowait("connection")
+    assert not stranded.done()
+    assert await greenlet_spawn(queue.get, True, 0.05) == "connection"
