@@ -24,10 +24,11 @@ healthy, busy pool pays a round trip per request for nothing. Instead:
   lock, say): the server is answering, and on a loaded node a probe's
   connect can time out without the server being gone.
 - **Unreachable**: once the probe fails, or a new connection cannot be opened
-  while no pooled connection gets an answer, the database counts as unreachable. Requests then get their 503 at once
-  instead of each waiting a connect timeout (after a pool wait, that would
-  exceed the bound); the watchdog probes every `DB_PING_TIMEOUT` and the
-  first answer ends the state. No request is ever the one kept waiting.
+  while no pooled connection gets an answer, the database counts as
+  unreachable. Requests then get their 503 at once instead of each waiting a
+  connect timeout (after a pool wait, that would exceed the bound); the
+  watchdog probes every `DB_PING_TIMEOUT` and the first answer ends the
+  state. No request is ever the one kept waiting.
 """
 
 from __future__ import annotations

@@ -45,8 +45,8 @@ class FairQueue(AsyncAdaptedQueue[Any]):
     that lost goes to the back of the line. Saturated, that sends a few
     requests to the back again and again until the pool timeout refuses them
     (503) while the mean wait is a fraction of it. Here a returned connection
-    goes straight to the longest waiter, and nobody takes a connection while
-    others wait.
+    goes straight to the longest waiter: none is left in the queue for a
+    newcomer to take while others wait.
     """
 
     def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
@@ -73,13 +73,13 @@ class FairQueue(AsyncAdaptedQueue[Any]):
         self.put_nowait(item)  # never waits: the pool's own size bounds what is returned
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        if not block:
+        # A connection is only ever in the queue while nobody waits (put_nowait
+        # hands it to a waiter instead), so taking one here passes nobody.
+        try:
             return self.get_nowait()
-        if self._next_waiter() is None:
-            try:
-                return self.get_nowait()
-            except Empty:
-                pass
+        except Empty:
+            if not block:
+                raise
         return await_only(self._wait(within=timeout))
 
     async def _wait(self, within: float | None) -> Any:
