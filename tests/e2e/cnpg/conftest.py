@@ -104,6 +104,15 @@ class Release:
             for p in self.api_pods()
         }
 
+    def assert_no_api_pod_restarted(self, before: dict[str, int]) -> None:
+        """Every API pod now was there `before` with the same restart count: no
+        container restarted and no pod was replaced. A pod the HPA scaled in
+        meanwhile (load from the earlier scenarios ending) is neither."""
+        after = self.api_restarts()
+        assert {name: before.get(name) for name in after} == after, (
+            f"API pods restarted or were replaced: {before} -> {after}"
+        )
+
     def pooler_pods(self) -> list[str]:
         return [p["metadata"]["name"] for p in self.pods(f"cnpg.io/poolerName={POOLER}")]
 
