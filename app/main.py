@@ -22,7 +22,7 @@ from app.orders.router import router as orders_router
 from app.platform.config import Settings
 from app.platform.error_handlers import install_error_handlers
 from app.platform.logging import configure_logging
-from app.platform.metrics import Telemetry, install_http_metrics
+from app.platform.metrics import Telemetry, expose_metrics
 from app.platform.middleware import RequestContextMiddleware
 from app.platform.state import Platform, open_platform
 from app.platform.tracing import Tracing, TracingMiddleware, provider_from_environment
@@ -113,7 +113,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID", "X-Cache", "Location", "Retry-After"],
         )
-    install_http_metrics(app, telemetry.registry, expose=not settings.metrics_port)
+    if not settings.metrics_port:
+        expose_metrics(app, telemetry.registry)
     if settings.trusted_proxies:
         # The client address (rate limits) and scheme from X-Forwarded-For and
         # -Proto, believed only from these proxies; uvicorn runs with
@@ -121,7 +122,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvi
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     if tracing is not None:
         app.add_middleware(TracingMiddleware)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=telemetry.http)
     return app
 
 

@@ -1,5 +1,5 @@
-"""Prometheus metrics: one registry per app, HTTP metrics (instrumentator),
-the database pool, the cache, Redis and the event loop."""
+"""Prometheus metrics: one registry per app, HTTP metrics, the database pool,
+the cache, Redis and the event loop."""
 
 from __future__ import annotations
 
@@ -7,11 +7,20 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, start_http_server
+from fastapi import FastAPI, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
@@ -41,12 +50,57 @@ class PoolCollector(Collector):
             yield GaugeMetricFamily(name, doc, value=value)
 
 
+# Request latency buckets (seconds), from a fast cache hit to a pool timeout.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The handler label of a request no route matched (a 404, a slash redirect):
+# the raw path would give every scanner's guess a series of its own.
+UNMATCHED_HANDLER = "none"
+METRICS_PATH = "/metrics"
+
+
+class HttpMetrics:
+    """Request count and latency by handler (the route's path template),
+    method and status: the series dashboards and alerts read (rate, errors,
+    latency), under the names prometheus-fastapi-instrumentator gave them.
+
+    Recorded by RequestContextMiddleware, which already times every request
+    and sees its status, from the route the router left in the ASGI scope.
+    The instrumentator this replaces matched the route a second time and
+    built a Response and an Info object per request: bench/README.md has the
+    profile.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "http_requests_total",
+            "Total number of requests by method, status and handler.",
+            ["handler", "method", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Duration of HTTP requests in seconds",
+            ["handler", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+    def record(self, route: object, method: str, status: int, seconds: float) -> None:
+        handler = getattr(route, "path", None)
+        if handler == METRICS_PATH:
+            return  # scrapes are not traffic
+        labels = (handler if isinstance(handler, str) else UNMATCHED_HANDLER, method, str(status))
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
+
+
 class Telemetry:
     """Every metric of one app, in a registry of its own (not the global one):
     several apps in one process, as in tests, must not collide."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.http = HttpMetrics(self.registry)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
@@ -64,33 +118,15 @@ class Telemetry:
             engine.pool.metrics = self.pool
 
 
-# Request latency buckets (seconds), from a fast cache hit to a pool timeout.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+def expose_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
+    """Serves the registry at /metrics on the app's own port (without
+    METRICS_PORT). A plain function: FastAPI runs it in its thread pool, so a
+    scrape's rendering never holds the event loop."""
 
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-def install_http_metrics(app: FastAPI, registry: CollectorRegistry, *, expose: bool) -> None:
-    """Request count and latency by handler, method and status; `expose`
-    serves /metrics on the app's own port too.
-
-    The instrumentator's default set adds request and response size
-    histograms and a second, high-resolution latency histogram; measured, it
-    took about 40 % of a small request's CPU. These two answer the questions
-    dashboards and alerts ask (rate, errors, latency).
-    """
-    instrumentator = Instrumentator(
-        registry=registry,
-        excluded_handlers=["/metrics"],
-        should_group_status_codes=False,
-    )
-    # registry= on each metric too: unlike the instrumentator's default set,
-    # these would otherwise land in the global registry, not the one /metrics serves.
-    instrumentator.add(
-        metrics.requests(registry=registry),
-        metrics.latency(registry=registry, buckets=LATENCY_BUCKETS),
-    )
-    instrumentator.instrument(app)
-    if expose:
-        instrumentator.expose(app, endpoint="/metrics", include_in_schema=False)
+    app.add_api_route(METRICS_PATH, metrics, methods=["GET"], include_in_schema=False)
 
 
 @asynccontextmanager

@@ -1,12 +1,12 @@
-"""Request context: request id, access log, and the last-resort 500."""
+"""Request context: request id, access log, HTTP metrics, and the last-resort 500."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.platform.errors import problem_response, unavailable_response
 from app.platform.logging import ACCESS_LOGGER, bind_request_id, unbind_request_id
+from app.platform.metrics import HttpMetrics
 
 log = logging.getLogger(ACCESS_LOGGER)
 error_log = logging.getLogger("storefront.errors")
@@ -59,7 +60,7 @@ class RequestContextMiddleware:
     """Outermost middleware.
 
     Binds the request id for logs, sets X-Request-ID on every response, writes
-    one access-log line per request, and turns any unhandled exception into a
+    one access-log line and records the HTTP metrics per request, and turns any unhandled exception into a
     generic problem+json 500 (logged with its traceback, never sent).
 
     It also enforces the request body limit: a declared Content-Length over
@@ -68,8 +69,9 @@ class RequestContextMiddleware:
     every middleware; the contract wants problem+json.)
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: HttpMetrics) -> None:
         self.app = app
+        self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.too_large = f"The request body exceeds the limit of {max_body_bytes} bytes"
 
@@ -77,7 +79,8 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        # 32 random hex digits, as uuid4().hex gave, without building a UUID.
+        request_id = _incoming_request_id(scope) or os.urandom(16).hex()
         token = bind_request_id(request_id)
         started = time.perf_counter()
         status = 500
@@ -138,14 +141,18 @@ class RequestContextMiddleware:
             response = problem_response(500, "An unexpected error occurred")
             await response(scope, receive, send_with_id)
         finally:
-            log.log(
-                logging.DEBUG if scope.get("path") in QUIET_PATHS else logging.INFO,
-                "request",
-                extra={
-                    "method": scope.get("method"),
-                    "path": scope.get("path"),
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            elapsed = time.perf_counter() - started
+            self.metrics.record(scope.get("route"), scope["method"], status, elapsed)
+            level = logging.DEBUG if scope["path"] in QUIET_PATHS else logging.INFO
+            if log.isEnabledFor(level):  # the line's fields cost a little even when it is dropped
+                log.log(
+                    level,
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
             unbind_request_id(token)

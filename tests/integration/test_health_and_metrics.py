@@ -55,3 +55,14 @@ async def test_metrics_expose_http_pool_and_loop_lag(client: httpx.AsyncClient, 
     ):
         assert f"\n{name} " in text, name
     assert "process_resident_memory_bytes" in text
+
+
+async def test_metrics_label_unmatched_paths_as_one_handler_and_leave_scrapes_out(client: httpx.AsyncClient) -> None:
+    """A scanner's guesses must not each make a series, and scrapes are not traffic."""
+    for path in ("/no/such/path/1", "/no/such/path/2"):
+        assert (await client.get(path)).status_code == 404
+    await client.get("/metrics")
+    text = (await client.get("/metrics")).text
+    assert 'http_requests_total{handler="none",method="GET",status="404"} 2.0' in text
+    assert "/no/such/path" not in text
+    assert 'handler="/metrics"' not in text
