@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 import jwt
@@ -15,6 +17,11 @@ from app.platform.config import Settings
 TokenType = Literal["access", "refresh"]
 JWT_ALGORITHM = "HS256"  # pinned: the verifier never takes the algorithm from the token
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss", "aud", "type"]
+# Tokens whose signature and claims were verified, most recently used first.
+# A client sends the same access token with every request until it expires;
+# verifying it each time was a fifth of /users/me's CPU (bench/README.md).
+# About 1 KiB each.
+VERIFIED_TOKENS_KEPT = 2048
 
 
 class InvalidToken(Exception):
@@ -39,6 +46,10 @@ class TokenCodec:
             self._keys[_key_id(previous)] = previous
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
+        # Per codec: its keys are what a token was verified against. Only
+        # successes are kept (lru_cache keeps no exception), so a flood of
+        # forged tokens cannot fill it.
+        self._verified = lru_cache(maxsize=VERIFIED_TOKENS_KEPT)(self._verify)
 
     def issue(
         self,
@@ -62,6 +73,16 @@ class TokenCodec:
         return jwt.encode(claims, self._signing_key, algorithm=JWT_ALGORITHM, headers={"kid": self._signing_kid})
 
     def decode(self, token: str, expected_type: TokenType) -> dict[str, Any]:
+        claims = self._verified(token)
+        # Checked on every use, not only when first verified: a kept token
+        # expires like any other (PyJWT's rule, no leeway).
+        if claims["exp"] <= time.time():
+            raise InvalidToken("Signature has expired")
+        if claims.get("type") != expected_type:
+            raise InvalidToken("wrong token type")
+        return dict(claims)  # a copy: the kept claims are shared by every use
+
+    def _verify(self, token: str) -> dict[str, Any]:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             key = self._keys.get(kid) if isinstance(kid, str) else None
@@ -77,8 +98,8 @@ class TokenCodec:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
-        if claims.get("type") != expected_type:
-            raise InvalidToken("wrong token type")
+        if not isinstance(claims["exp"], int | float):
+            raise InvalidToken("malformed expiry")
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.isdigit() or len(subject) > 18:
             raise InvalidToken("malformed subject")

@@ -49,3 +49,50 @@ def test_rotated_key_verifies_during_the_window_and_not_after() -> None:
     after = codec(secret_key=OTHER_SECRET)
     with pytest.raises(InvalidToken):
         after.decode(token, "access")
+
+
+def test_a_token_is_verified_once_then_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    c = codec()
+    token = c.issue(subject="7", token_type="access", ttl=timedelta(minutes=5), now=utcnow())
+    verified: list[str] = []
+    real_decode = jwt.decode
+
+    def counted_decode(*args: Any, **kwargs: Any) -> Any:
+        verified.append(args[0])
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted_decode)
+    for _ in range(3):
+        assert c.decode(token, "access")["sub"] == "7"
+    assert verified == [token]
+
+
+def test_a_kept_token_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    c = codec()
+    token = c.issue(subject="7", token_type="access", ttl=timedelta(minutes=5), now=utcnow())
+    exp = c.decode(token, "access")["exp"]
+    monkeypatch.setattr("app.auth.tokens.time.time", lambda: float(exp))
+    with pytest.raises(InvalidToken, match="expired"):
+        c.decode(token, "access")
+
+
+def test_a_kept_token_is_still_checked_for_its_type_and_not_shared() -> None:
+    c = codec()
+    token = c.issue(subject="7", token_type="access", ttl=timedelta(minutes=5), now=utcnow())
+    c.decode(token, "access")["sub"] = "1"  # a caller's change stays with that caller
+    assert c.decode(token, "access")["sub"] == "7"
+    with pytest.raises(InvalidToken, match="wrong token type"):
+        c.decode(token, "refresh")
+
+
+# Refused for what they are, not for how they are used.
+FORGED = {name: token for name, token in ATTACKS.items() if name != "refresh used as access"}
+
+
+@pytest.mark.parametrize("token", FORGED.values(), ids=FORGED.keys())
+def test_refused_tokens_are_not_kept(token: str) -> None:
+    c = codec()
+    for _ in range(2):
+        with pytest.raises(InvalidToken):
+            c.decode(token, "access")
+    assert c._verified.cache_info().currsize == 0
