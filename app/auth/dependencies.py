@@ -15,7 +15,7 @@ from app.auth.exceptions import HashingBusy
 from app.auth.passwords import PasswordHasher
 from app.auth.ratelimit import RateLimiter, client_address
 from app.auth.tokens import TokenCodec
-from app.platform.session import ReadConnectionDep, SessionDep
+from app.platform.session import SessionDep
 from app.platform.state import Platform, PlatformDep
 from app.users.models import User
 
@@ -59,11 +59,11 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 async def get_current_user_row(
-    connection: ReadConnectionDep, auth: AuthDep, token: Annotated[str | None, Depends(bearer)]
+    platform: PlatformDep, auth: AuthDep, token: Annotated[str | None, Depends(bearer)]
 ) -> Row[Any]:
     """The caller's row, for routes that only read and need no session: the
     same token checks and 401s as CurrentUser, one SELECT, no transaction."""
-    return await service.authenticate_read(connection, auth.tokens, token)
+    return await service.authenticate_read(platform, auth.tokens, token)
 
 
 CurrentUserRow = Annotated[Row[Any], Depends(get_current_user_row)]

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import repository
 from app.auth.exceptions import (
@@ -26,7 +26,8 @@ from app.auth.schemas import TokenPair
 from app.auth.tokens import InvalidToken, TokenCodec, token_digest
 from app.platform.config import Settings
 from app.platform.database import utcnow
-from app.platform.session import end_read
+from app.platform.session import end_read, read_connection
+from app.platform.state import Platform
 from app.users import repository as users
 from app.users.models import User
 
@@ -157,10 +158,17 @@ async def authenticate(session: AsyncSession, codec: TokenCodec, token: str | No
     return user
 
 
-async def authenticate_read(connection: AsyncConnection, codec: TokenCodec, token: str | None) -> Row[Any]:
+async def authenticate_read(platform: Platform, codec: TokenCodec, token: str | None) -> Row[Any]:
     """The same checks as `authenticate`, for routes that only read: the
-    user's row on a read connection (no session, no transaction)."""
-    user = await users.read(connection, _subject(codec, token))
+    user's row on a read connection (no session, no transaction).
+
+    The token is checked before a connection is taken, and the connection
+    goes back to the pool as soon as the row is read: a flood of bad tokens
+    holds no connection, and a good one holds it for one SELECT.
+    """
+    subject = _subject(codec, token)
+    async with read_connection(platform) as connection:
+        user = await users.read(connection, subject)
     if user is None or not user.is_active:
         raise InvalidAccessToken()
     return user

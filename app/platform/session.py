@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends
@@ -72,20 +71,14 @@ async def get_session(platform: PlatformDep) -> AsyncIterator[AsyncSession]:
         await commit(session, platform)
 
 
-@asynccontextmanager
-async def read_connection(platform: Platform) -> AsyncIterator[AsyncConnection]:
+def read_connection(platform: Platform) -> AsyncConnection:
     """A pooled connection for reads that need no transaction (one SELECT, or
-    several that need not agree): no session, no BEGIN / COMMIT round trips
-    on PostgreSQL (see create_read_engine). Never for writes: a write must go
-    through a session, whose commit invalidates the cache before the response.
+    several that need not agree), to use as `async with`: no session, no
+    BEGIN / COMMIT round trips on PostgreSQL (see create_read_engine). Never
+    for writes: a write must go through a session, whose commit invalidates
+    the cache before the response.
     """
-    async with platform.read_engine.connect() as connection:
-        yield connection
-
-
-async def get_read_connection(platform: PlatformDep) -> AsyncIterator[AsyncConnection]:
-    async with read_connection(platform) as connection:
-        yield connection
+    return platform.read_engine.connect()
 
 
 @event.listens_for(TrackedSession, "after_flush")
@@ -106,6 +99,3 @@ def _clear_mark(session: Session, transaction: SessionTransaction) -> None:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-# scope="function": the connection goes back to the pool when the endpoint
-# returns, not after the response has been sent.
-ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection, scope="function")]

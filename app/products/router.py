@@ -8,7 +8,7 @@ from app.auth.dependencies import CurrentUser
 from app.platform.openapi import link
 from app.platform.responses import CACHE_HEADER, cached_json, model_json
 from app.platform.schemas import IdPath, Page, problems
-from app.platform.session import ReadConnectionDep, SessionDep
+from app.platform.session import SessionDep
 from app.platform.state import PlatformDep
 from app.products import service
 from app.products.models import Product
@@ -51,8 +51,8 @@ async def read_product(product_id: IdPath, platform: PlatformDep) -> Response:
 
 
 @router.get("/", response_model=Page[ProductOut])
-async def list_products(connection: ReadConnectionDep, filters: Annotated[ProductFilters, Query()]) -> Response:
-    return model_json(await service.page(connection, filters))
+async def list_products(platform: PlatformDep, filters: Annotated[ProductFilters, Query()]) -> Response:
+    return model_json(await service.page(platform, filters))
 
 
 @router.patch("/{product_id}", response_model=ProductOut, responses=problems(401, 403, 404))

@@ -6,7 +6,7 @@ PRODUCT_BY_ID (and the stats) by declaration (app/products/cache.py).
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.platform.cache import Cached
 from app.platform.database import utcnow
@@ -43,8 +43,10 @@ async def get_cached(platform: Platform, product_id: int) -> Cached:
     )
 
 
-async def page(connection: AsyncConnection, filters: ProductFilters) -> Page[ProductOut]:
-    rows, total = await repository.read_page(connection, filters)
+async def page(platform: Platform, filters: ProductFilters) -> Page[ProductOut]:
+    """A page of the list; its connection is held for the two SELECTs only."""
+    async with read_connection(platform) as connection:
+        rows, total = await repository.read_page(connection, filters)
     return Page[ProductOut](
         items=[ProductOut.model_validate(row) for row in rows], total=total, limit=filters.limit, offset=filters.offset
     )

@@ -20,25 +20,28 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.platform.session import read_connection
+from app.platform.state import Platform
 from app.products import service as products
 from tests.support.api import account, login, register
 
-Failing = Callable[[AsyncSession, Any], Awaitable[Any]]
+# Stands in for products.page(platform, filters), the list's service call.
+Failing = Callable[[Platform, Any], Awaitable[Any]]
 GENERIC_500 = {"type", "title", "status", "detail", "request_id"}
 
 
 def _statement(sql: str, **values: Any) -> Failing:
-    async def run(session: AsyncSession, _: Any) -> Any:
-        await session.execute(text(sql), values)
+    async def run(platform: Platform, _: Any) -> Any:
+        async with read_connection(platform) as connection:
+            await connection.execute(text(sql), values)
         return [], 0
 
     return run
 
 
 def _raising(error: BaseException) -> Failing:
-    async def run(session: AsyncSession, _: Any) -> Any:
+    async def run(platform: Platform, _: Any) -> Any:
         raise error
 
     return run

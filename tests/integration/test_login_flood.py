@@ -97,3 +97,15 @@ class TestFullQueue:
                 assert response.headers["retry-after"] == "1"
                 assert response.headers["content-type"] == "application/problem+json"
                 assert took < 0.1  # not queued: refused at once
+
+
+async def test_bad_tokens_are_refused_without_a_connection(client: httpx.AsyncClient, platform: Platform) -> None:
+    """With every pooled connection taken, a bad token on a read route is
+    still a 401 at once, not a 503 after the pool timeout: it is refused
+    before a connection is asked for, so a flood of them starves nobody."""
+    await account(client)  # the schema is warm; nobody else needs a connection
+    async with platform.engine.connect(), platform.engine.connect():  # the whole pool (2, no overflow)
+        answers = await asyncio.gather(
+            *(client.get("/users/me", headers={"Authorization": "Bearer not-a-token"}) for _ in range(FLOOD))
+        )
+    assert [a.status_code for a in answers] == [401] * FLOOD
