@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Integer, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -27,22 +27,39 @@ async def get_owned(session: AsyncSession, order_id: int, user_id: int) -> Order
     return result.scalar_one_or_none()
 
 
-async def by_idempotency_key(session: AsyncSession, user_id: int, key: str) -> Order | None:
-    result = await session.execute(
-        select(Order)
-        .where(Order.user_id == user_id, Order.idempotency_key == key)
-        .options(selectinload(Order.items))
-        .execution_options(populate_existing=True)
-    )
-    return result.scalar_one_or_none()
-
-
 ORDERS = cast(Table, Order.__table__)
 ORDER_ITEMS = cast(Table, OrderItem.__table__)
 
 # Built once: a statement object keeps its cache key between executions.
 _INSERT_ORDER = insert(ORDERS).returning(ORDERS.c.id)
 _SET_TOTAL = update(ORDERS).where(ORDERS.c.id == bindparam("order_id")).values(total=bindparam("total"))
+# Executed with one parameter set per item; inline: no RETURNING of the ids
+# even when an order has a single item.
+_INSERT_ITEMS = insert(ORDER_ITEMS).inline()
+# user_id's type comes from users.id, which may not be resolved yet at import:
+# the bind parameter names it, or it would stay untyped.
+_ORDER_ID_BY_KEY = select(ORDERS.c.id).where(
+    ORDERS.c.user_id == bindparam("user_id", type_=Integer), ORDERS.c.idempotency_key == bindparam("key")
+)
+
+
+async def by_idempotency_key(session: AsyncSession, user_id: int, key: str) -> Order | None:
+    """The caller's order with this key, with its items.
+
+    Almost every order carries a new key: the lookup is a plain Core SELECT,
+    and only a replay pays for the ORM load.
+    """
+    found = await session.execute(_ORDER_ID_BY_KEY, {"user_id": user_id, "key": key})
+    order_id = found.scalar_one_or_none()
+    if order_id is None:
+        return None
+    result = await session.execute(
+        select(Order)
+        .where(Order.id == order_id)
+        .options(selectinload(Order.items))
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
 
 
 async def insert_order(session: AsyncSession, values: dict[str, Any]) -> int:
@@ -57,8 +74,8 @@ async def set_total(session: AsyncSession, order_id: int, total: Decimal) -> Non
 
 
 async def insert_items(session: AsyncSession, items: Sequence[dict[str, Any]]) -> None:
-    """All of an order's items in one multi-row INSERT."""
-    await session.execute(insert(ORDER_ITEMS).values(list(items)))
+    """All of an order's items: one executemany, which asyncpg sends in one round trip."""
+    await session.execute(_INSERT_ITEMS, list(items))
 
 
 async def page(session: AsyncSession, user_id: int, limit: int, offset: int) -> tuple[list[Order], int]:

@@ -9,14 +9,15 @@ the transaction has committed and before the response is sent. So a write path
 cannot forget an invalidation: it would have to bypass the session.
 
 A statement that changes a table some `RowRead` depends on must name the rows
-by primary key (`pk == value` or `pk IN (...)` in its WHERE clause). One that
-does not is refused with `UntrackedWrite` instead of leaving stale entries: add
-the key to the statement or change the declaration.
+by primary key (`pk == value` or `pk IN (...)` in its WHERE clause, the value
+in the statement or, for a statement built once, in the execution's
+parameters). One that does not is refused with `UntrackedWrite` instead of
+leaving stale entries: add the key to the statement or change the declaration.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -141,17 +142,17 @@ def _on_statement(state: ORMExecuteState) -> None:
     table = state.bind_mapper.local_table if state.bind_mapper is not None else statement.table
     if not isinstance(table, Table) or not dependents_of(table):
         return
-    primary_keys = None if state.is_insert else _primary_keys_named(table, statement.whereclause)
+    primary_keys = None if state.is_insert else _primary_keys_named(table, statement.whereclause, state.parameters)
     pending(state.session).update(keys_for(table, primary_keys))
 
 
-def _primary_keys_named(table: Table, where: ColumnElement[Any] | None) -> set[object] | None:
+def _primary_keys_named(table: Table, where: ColumnElement[Any] | None, parameters: object) -> set[object] | None:
     """The primary keys a WHERE clause restricts to, when it says so directly:
     `pk == v` or `pk IN (...)`, alone or as one term of an AND."""
     if where is None or len(table.primary_key.columns) != 1:
         return None
     for clause in _conjuncts(where):
-        if (keys := _pk_condition(table, clause)) is not None:
+        if (keys := _pk_condition(table, clause, parameters)) is not None:
             return keys
     return None
 
@@ -164,15 +165,42 @@ def _conjuncts(clause: ColumnElement[Any]) -> Iterator[ColumnElement[Any]]:
         yield clause
 
 
-def _pk_condition(table: Table, clause: ColumnElement[Any]) -> set[object] | None:
+def _pk_condition(table: Table, clause: ColumnElement[Any], parameters: object) -> set[object] | None:
     if not isinstance(clause, BinaryExpression) or not isinstance(clause.right, BindParameter):
         return None
     left = clause.left
     if getattr(getattr(left, "table", None), "name", None) != table.name or not getattr(left, "primary_key", False):
         return None
-    value = clause.right.effective_value
+    values = _bound_values(clause.right, parameters)
+    if values is None:
+        return None
     if clause.operator is operators.eq:
-        return {value}
-    if clause.operator is operators.in_op and isinstance(value, (list, tuple, set)):
-        return set(value)
+        return set(values)
+    if clause.operator is operators.in_op:
+        keys: set[object] = set()
+        for value in values:
+            if not isinstance(value, (list, tuple, set)):
+                return None
+            keys.update(value)
+        return keys
     return None
+
+
+def _bound_values(bind: BindParameter[Any], parameters: object) -> list[object] | None:
+    """The values `bind` takes in a statement's executions (one, or one per
+    parameter set of an executemany), resolved as SQLAlchemy does: the
+    execution's parameter of that name first, then the value built into the
+    statement. None when an execution gives it no value: rows unknown."""
+    if isinstance(parameters, Mapping):
+        executions: list[Any] = [parameters]
+    else:
+        executions = list(parameters) if isinstance(parameters, Iterable) else []
+    values: list[object] = []
+    for execution in executions or [{}]:
+        if bind.key in execution:
+            values.append(execution[bind.key])
+        elif bind.required:  # bindparam("name") without a value
+            return None
+        else:
+            values.append(bind.effective_value)
+    return values

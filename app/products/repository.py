@@ -103,6 +103,23 @@ class TakenStock(NamedTuple):
     price: Decimal
 
 
+# Built once, bound at each call (see _LIVE_BY_ID). A bind parameter of an
+# UPDATE may not be named after a column its SET assigns (stock, updated_at).
+_TAKE_STOCK = (
+    update(PRODUCTS)
+    .where(_C.id == bindparam("product_id"), _C.deleted_at.is_(None), _C.stock >= bindparam("quantity"))
+    .values(stock=_C.stock - bindparam("quantity"), updated_at=bindparam("now"))
+    .returning(_C.name, _C.price)
+)
+_GIVE_BACK_STOCK = (
+    update(PRODUCTS)
+    .where(_C.id == bindparam("product_id"))
+    .values(stock=_C.stock + bindparam("quantity"), updated_at=bindparam("now"))
+)
+_LIVE_PRICES = select(_C.id, _C.price).where(_C.id.in_(bindparam("ids", expanding=True)), _C.deleted_at.is_(None))
+_LIVE_IDS = select(_C.id).where(_C.id.in_(bindparam("ids", expanding=True)), _C.deleted_at.is_(None))
+
+
 async def take_stock(session: AsyncSession, product_id: int, quantity: int, now: datetime) -> TakenStock | None:
     """Decrements stock if enough is left, atomically; None when it is not.
 
@@ -113,29 +130,23 @@ async def take_stock(session: AsyncSession, product_id: int, quantity: int, now:
     """
     # The table, not the mapped class: a Core UPDATE skips the ORM's bulk
     # update machinery (synchronising the session), which has nothing to do
-    # here. The session's listeners still see it and invalidate the product.
-    result = await session.execute(
-        update(PRODUCTS)
-        .where(_C.id == product_id, _C.deleted_at.is_(None), _C.stock >= quantity)
-        .values(stock=_C.stock - quantity, updated_at=now)
-        .returning(_C.name, _C.price)
-    )
+    # here. The session's listeners still see it and invalidate the product
+    # named by the product_id parameter.
+    result = await session.execute(_TAKE_STOCK, {"product_id": product_id, "quantity": quantity, "now": now})
     row = result.one_or_none()
     return TakenStock(row.name, row.price) if row else None
 
 
 async def give_back_stock(session: AsyncSession, product_id: int, quantity: int, now: datetime) -> None:
-    await session.execute(
-        update(Product).where(Product.id == product_id).values(stock=Product.stock + quantity, updated_at=now)
-    )
+    await session.execute(_GIVE_BACK_STOCK, {"product_id": product_id, "quantity": quantity, "now": now})
 
 
 async def live_prices(session: AsyncSession, product_ids: list[int]) -> dict[int, Decimal]:
     """The current price of each live product among `product_ids`."""
-    result = await session.execute(select(Product.id, Product.price).where(Product.id.in_(product_ids), _live()))
+    result = await session.execute(_LIVE_PRICES, {"ids": product_ids})
     return {row.id: row.price for row in result}
 
 
 async def live_ids(session: AsyncSession, product_ids: list[int]) -> set[int]:
-    result = await session.execute(select(Product.id).where(Product.id.in_(product_ids), _live()))
+    result = await session.execute(_LIVE_IDS, {"ids": product_ids})
     return set(result.scalars())

@@ -15,12 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, select, text, update
 
 from app.platform.invalidation import UntrackedWrite, dependents_of
 from app.platform.session import commit
 from app.platform.state import Platform
 from app.products.models import Product
+from app.products.repository import PRODUCTS
 from app.products.schemas import ProductOut
 from tests.support.api import Account, account, create_product, login, place_order
 
@@ -173,11 +174,30 @@ async def test_a_new_write_through_any_session_invalidates_too(world: World) -> 
     await _assert_fresh(world)
 
 
+async def test_a_statement_built_once_names_its_rows_in_its_parameters(world: World) -> None:
+    """A prebuilt statement's primary keys come with each execution: one
+    parameter set per row (executemany), or an expanding IN list."""
+    p0, p1, p2 = world.products
+    by_id = update(PRODUCTS).where(PRODUCTS.c.id == bindparam("pid")).values(stock=PRODUCTS.c.stock + 1)
+    in_list = (
+        update(PRODUCTS).where(PRODUCTS.c.id.in_(bindparam("pids", expanding=True))).values(stock=PRODUCTS.c.stock + 1)
+    )
+    for statement, parameters in ((by_id, [{"pid": p1}, {"pid": p2}]), (in_list, {"pids": [p0, p2]})):
+        await _warm(world)
+        async with world.platform.sessionmaker() as session:
+            await session.execute(statement, parameters)
+            await commit(session, world.platform)
+        await _assert_fresh(world)
+
+
 async def test_a_statement_that_hides_which_rows_it_changes_is_refused(world: World) -> None:
     """Rather than leave product entries stale, an UPDATE of products that does
     not name their primary keys fails loudly, and changes nothing."""
     assert dependents_of(Product.__table__)  # type: ignore[arg-type]
+    by_id = update(PRODUCTS).where(PRODUCTS.c.id == bindparam("pid")).values(stock=0)
     async with world.platform.sessionmaker() as session:
         with pytest.raises(UntrackedWrite):
             await session.execute(update(Product).where(Product.name == "p0").values(stock=0))
+        with pytest.raises(UntrackedWrite):  # the second parameter set names no row
+            await session.execute(by_id, [{"pid": world.products[0]}, {}])
     assert (await _product_truth(world.platform, world.products[0]) or {})["stock"] == 48
