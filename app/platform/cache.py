@@ -226,18 +226,15 @@ class Cache:
             return self._miss(key, await compute())
         guard = shared.guard
 
-        cached = await guard.call("get", lambda r: r.get(key))
-        if isinstance(cached, bytes):
-            return self._hit(key, cached, ttl, generation)
-        if isinstance(cached, Unavailable):
-            return self._miss(key, await compute())
-
+        # One round trip: the stored value, else a lease to compute it (1),
+        # else 0 (another request holds the lease). A plain GET first would
+        # cost every miss a round trip more (bench/README.md).
         lease_key = f"{key}:lease"
         token = secrets.token_hex(8)
         leased = await guard.call(
-            "lease", lambda r: shared.get_or_lease(keys=[key, lease_key], args=[token, LEASE_MS], client=r)
+            "get_or_lease", lambda r: shared.get_or_lease(keys=[key, lease_key], args=[token, LEASE_MS], client=r)
         )
-        if isinstance(leased, bytes):  # stored meanwhile by another process
+        if isinstance(leased, bytes):
             return self._hit(key, leased, ttl, generation)
         if leased == 0:
             # Someone else is computing it: wait a little for their result.

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import event
 
 from app.platform.state import Platform
@@ -64,3 +65,24 @@ async def test_an_order_still_commits_its_transaction(client: httpx.AsyncClient,
     control = transaction_control(simple_queries)
     assert control[0].startswith("BEGIN")
     assert control[-1] == "COMMIT"
+
+
+async def test_a_cache_miss_makes_two_redis_round_trips(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored value or a lease in one script, then the store: no GET
+    before them (a miss used to make three round trips)."""
+    owner = await account(client, "misser")
+    warm_up, product = await create_product(client, owner), await create_product(client, owner)  # not cached yet
+    await client.get(f"/products/{warm_up['id']}")  # a miss: the scripts are loaded into Redis by now
+    sent: list[str] = []
+    execute: Any = Redis.execute_command
+
+    async def recorded(self: Redis, *args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return await execute(self, *args, **options)
+
+    monkeypatch.setattr(Redis, "execute_command", recorded)
+    response = await client.get(f"/products/{product['id']}")
+    assert response.headers["x-cache"] == "MISS"
+    assert sent == ["EVALSHA", "EVALSHA"]
