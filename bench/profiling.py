@@ -49,8 +49,10 @@ class Frame:
 
 # Worker threads waiting for work: py-spy reports them when it cannot tell
 # they are idle. Their samples are dropped (and counted).
-# The log writer thread (app/platform/logging.py) blocks in QueueListener.dequeue.
+# The log writer thread (app/platform/logging.py) blocks in QueueListener.dequeue,
+# a thread-pool worker between jobs in `_worker` itself (queue.get is C code).
 IDLE_LEAVES = {
+    ("_worker", "concurrent"),
     ("Condition.wait", "threading"),
     ("Event.wait", "threading"),
     ("wait", "threading"),
