@@ -39,10 +39,16 @@ from app.platform.config import Settings
 
 T = TypeVar("T")
 
-# Nice 19 weighs ~70x less than the event loop's nice 0 in the Linux scheduler
-# (15 against 1024): measured on a login flood, the slowest refusal went from
-# 1.9 s to 0.7 s on a loaded 2-core machine (tests/integration/test_faults.py).
-HASH_THREAD_NICENESS = 19
+# Nice 10 weighs ~9x less than the event loop's nice 0 in the Linux scheduler
+# (110 against 1024). Both ends were measured and both fail someone:
+# - nice 0: under a login flood the slowest refusal took 1.9 s, not 0.7 s
+#   (tests/integration/test_faults.py), the hashes crowding the event loop;
+# - nice 19 (15 against 1024): with the event loop saturating its core,
+#   the hashes got a few percent of it and logins starved (90 s soak,
+#   bench/README.md: 13 of 91 logins refused, login p50 16 s);
+#   at nice 10 the same soak had every login answered (p50 0.9 s) for 8%
+#   less of the other traffic.
+HASH_THREAD_NICENESS = 10
 
 
 def _yield_cpu_to_the_event_loop() -> None:
