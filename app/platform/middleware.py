@@ -60,8 +60,9 @@ class RequestContextMiddleware:
     """Outermost middleware.
 
     Binds the request id for logs, sets X-Request-ID on every response, writes
-    one access-log line and records the HTTP metrics per request, and turns any unhandled exception into a
-    generic problem+json 500 (logged with its traceback, never sent).
+    one access-log line and records the HTTP metrics per request, and turns
+    any unhandled exception into a generic problem+json 500 (logged with its
+    traceback, never sent).
 
     It also enforces the request body limit: a declared Content-Length over
     the limit is refused before any work, a streamed body as soon as it
