@@ -21,6 +21,7 @@ from app.ops import diagnostics, health
 from app.orders.router import router as orders_router
 from app.platform.config import Settings
 from app.platform.error_handlers import install_error_handlers
+from app.platform.gc_pauses import startup_objects_frozen
 from app.platform.logging import configure_logging
 from app.platform.metrics import Telemetry, expose_metrics
 from app.platform.middleware import RequestContextMiddleware
@@ -50,7 +51,8 @@ def _lifespan(
             async with open_platform(settings, telemetry, tracing) as platform:
                 auth = await create_auth_services(platform)
                 try:
-                    yield AppState(platform=platform, auth=auth)
+                    with startup_objects_frozen():
+                        yield AppState(platform=platform, auth=auth)
                 finally:
                     auth.hasher.close()
         finally:

@@ -314,3 +314,19 @@ def status_counts(server: Server) -> dict[str, int]:
                 status = sample.labels["status"]
                 counts[status] = counts.get(status, 0) + round(sample.value)
     return counts
+
+
+def full_collections(server: Server) -> tuple[int, float]:
+    """How many full garbage collections the service made so far, and their
+    pauses in seconds summed (app/platform/gc_pauses.py)."""
+    count, seconds = 0, 0.0
+    text = httpx.get(f"{server.base}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("generation") != "2":
+                continue
+            if sample.name == "python_gc_pause_seconds_count":
+                count = round(sample.value)
+            elif sample.name == "python_gc_pause_seconds_sum":
+                seconds = sample.value
+    return count, seconds

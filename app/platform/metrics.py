@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 from app.platform.cache import CacheMetrics
+from app.platform.gc_pauses import GcPauseMetrics
 from app.platform.lifecycle import LoopLagMonitor
 from app.platform.outbox import OutboxMetrics
 from app.platform.pool import MeteredPool, PoolMetrics
@@ -104,6 +105,7 @@ class Telemetry:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+        self.gc_pauses = GcPauseMetrics(self.registry)
         self.cache = CacheMetrics(self.registry)
         self.redis = RedisMetrics(self.registry)
         self.loop_lag = LoopLagMonitor(self.registry)

@@ -128,6 +128,8 @@ async def open_platform(
             await stack.enter_async_context(metrics_listener(telemetry.registry, settings.metrics_port))
         telemetry.loop_lag.start()
         stack.push_async_callback(telemetry.loop_lag.stop)
+        telemetry.gc_pauses.start()
+        stack.callback(telemetry.gc_pauses.stop)
         stack.callback(install_sigterm_drain(shutdown, settings.shutdown_drain_seconds))
         log.info("startup complete", extra={"environment": settings.environment, "database": engine.dialect.name})
         try:

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from app.auth.ratelimit import MemoryWindows
-from app.platform.local_cache import LocalCache, entry_size
+from app.platform.local_cache import LOCAL_TTL_CAP_SECONDS, LocalCache, entry_size
 from app.platform.redis import CircuitBreaker
 from app.products.money import Price, TotalOut
 
@@ -78,6 +78,23 @@ def test_local_cache_expires_and_evicts_least_recently_used() -> None:
     assert cache.get("a") == b"a"
     clock.now += 10
     assert cache.get("a") is None
+
+
+def test_local_cache_entries_stored_together_expire_apart() -> None:
+    # A warm-up stores many entries within a moment. Had they one lifetime,
+    # they would all go to Redis in the same second, and again every cycle.
+    clock = Clock()
+    cache = LocalCache(max_entries=1_000, clock=clock)
+    for n in range(1_000):
+        cache.put(str(n), b"v", ttl=300, generation=cache.generation(str(n)))
+    alive = []
+    for seconds in (0.75, 0.9, 1.0):
+        clock.now = 100.0 + seconds * LOCAL_TTL_CAP_SECONDS
+        alive.append(sum(1 for n in range(1_000) if cache.get(str(n)) is not None))
+    # Lifetimes spread evenly over 80-100% of the cap (48-60 s).
+    assert alive[0] == 1_000
+    assert 350 < alive[1] < 650
+    assert alive[2] == 0
 
 
 def test_local_cache_refuses_values_older_than_an_invalidation() -> None:
