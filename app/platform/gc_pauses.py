@@ -3,10 +3,10 @@
 A full collection walks every object the collector tracks, and every request
 in flight waits for it. After startup that is ~145k objects (modules,
 classes, functions) that live as long as the process: a full collection took
-60-100 ms (bench/README.md). Under load one came every second or two,
-because the objects of requests in flight during young collections are
-promoted, and count towards the next full one; each pause then let requests
-pile up, which promoted more.
+62-98 ms (bench/README.md). At saturation one came every second: the objects
+of requests in flight at young collections are promoted, and count towards
+the next full one. So a backlog brought more of them, and each pause let
+requests pile up.
 
 Moving what startup built into the permanent generation, which collections
 skip, brought full collections to 4-7 ms. The histogram shows the pauses in
