@@ -22,6 +22,7 @@ import httpx
 import port_for
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from bench.tools import LOAD_CPU, REPO, SERVER_CPU, on_load_cpu, on_server_cpu, wait_for_port
@@ -273,18 +274,23 @@ class MissCatalogue:
 # --- what the services say about themselves --------------------------------
 
 
+def metric_samples(server: Server) -> Iterator[Sample]:
+    """Every sample of the service's /metrics, scraped now."""
+    text = httpx.get(f"{server.base}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        yield from family.samples
+
+
 def cache_counts(server: Server) -> dict[str, float]:
     """The product cache's counters: hits by level, and misses."""
     counts = {"local": 0.0, "redis": 0.0, "miss": 0.0}
-    text = httpx.get(f"{server.base}/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.labels.get("cache") != "product":
-                continue
-            if sample.name == "cache_hits_total":
-                counts[sample.labels["level"]] += sample.value
-            elif sample.name == "cache_misses_total":
-                counts["miss"] += sample.value
+    for sample in metric_samples(server):
+        if sample.labels.get("cache") != "product":
+            continue
+        if sample.name == "cache_hits_total":
+            counts[sample.labels["level"]] += sample.value
+        elif sample.name == "cache_misses_total":
+            counts["miss"] += sample.value
     return counts
 
 
@@ -307,26 +313,19 @@ def pin_note() -> str:
 def status_counts(server: Server) -> dict[str, int]:
     """Responses by status code so far, from the service's own metrics."""
     counts: dict[str, int] = {}
-    text = httpx.get(f"{server.base}/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "http_requests_total":
-                status = sample.labels["status"]
-                counts[status] = counts.get(status, 0) + round(sample.value)
+    for sample in metric_samples(server):
+        if sample.name == "http_requests_total":
+            status = sample.labels["status"]
+            counts[status] = counts.get(status, 0) + round(sample.value)
     return counts
 
 
 def full_collections(server: Server) -> tuple[int, float]:
     """How many full garbage collections the service made so far, and their
     pauses in seconds summed (app/platform/gc_pauses.py)."""
-    count, seconds = 0, 0.0
-    text = httpx.get(f"{server.base}/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.labels.get("generation") != "2":
-                continue
-            if sample.name == "python_gc_pause_seconds_count":
-                count = round(sample.value)
-            elif sample.name == "python_gc_pause_seconds_sum":
-                seconds = sample.value
-    return count, seconds
+    full = {
+        sample.name: sample.value
+        for sample in metric_samples(server)
+        if sample.name.startswith("python_gc_pause_seconds_") and sample.labels.get("generation") == "2"
+    }
+    return round(full.get("python_gc_pause_seconds_count", 0)), full.get("python_gc_pause_seconds_sum", 0.0)
