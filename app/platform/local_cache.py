@@ -44,13 +44,11 @@ class LocalCache:
         max_entries: int,
         max_bytes: int = 32 * 2**20,
         clock: Callable[[], float] = time.monotonic,
-        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.size_bytes = 0
         self._clock = clock
-        self._jitter = jitter
         self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._generations: dict[str, int] = {}
         self._epoch = 0
@@ -80,7 +78,8 @@ class LocalCache:
             self._drop(key)
             return
         self._drop(key)
-        lifetime = min(ttl, LOCAL_TTL_CAP_SECONDS) * (1 - LOCAL_TTL_JITTER * self._jitter())
+        spread = LOCAL_TTL_JITTER * random.random()  # noqa: S311 (jitter, not security)
+        lifetime = min(ttl, LOCAL_TTL_CAP_SECONDS) * (1 - spread)
         self._data[key] = (self._clock() + lifetime, value)
         self.size_bytes += size
         while len(self._data) > self.max_entries or self.size_bytes > self.max_bytes:
