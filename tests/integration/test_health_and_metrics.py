@@ -10,7 +10,7 @@ from pytest_redis.executor import RedisExecutor
 
 from app.platform.config import Settings
 from app.platform.state import Platform
-from tests.support.app import started
+from tests.integration.conftest import app_client
 
 
 async def test_health_and_livez(client: httpx.AsyncClient) -> None:
@@ -75,12 +75,10 @@ async def test_metrics_label_unmatched_paths_as_one_handler_and_leave_scrapes_ou
 async def test_startup_objects_stay_out_of_collections_and_pauses_are_measured(settings: Settings) -> None:
     # A full collection over everything startup built took 60-100 ms, with
     # every request waiting (app/platform/gc_pauses.py).
-    async with started(settings) as running:
+    async with app_client(settings) as http:
         assert gc.get_freeze_count() > 10_000
         gc.collect()
-        transport = httpx.ASGITransport(app=running.asgi)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            text = (await http.get("/metrics")).text
+        text = (await http.get("/metrics")).text
     assert gc.get_freeze_count() == 0  # given back at shutdown
     full = next(line for line in text.splitlines() if line.startswith('python_gc_pause_seconds_count{generation="2"}'))
     assert float(full.split()[-1]) >= 1
